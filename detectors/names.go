@@ -1,0 +1,146 @@
+package detectors
+
+// Type is the detector that fired: event.action on the wire. The names
+// are stable API (DESIGN.md section 4); a change is a schema change.
+type Type uint8
+
+const (
+	TypeNone Type = iota
+	TypeSynackRetransmitAfterAck
+	TypeInvalidAck
+	TypeRstAfterInvalidAck
+	TypeRstIgnored
+	TypeRequestUnanswered
+	TypeSynUnanswered
+	TypeTSRegression
+	TypePortReuseRejected
+	TypeConnectionRefused
+	TypeFailedConnectionRate
+	TypeRstStorm
+	NumTypes
+)
+
+var typeNames = [NumTypes]string{
+	TypeNone:                     "none",
+	TypeSynackRetransmitAfterAck: "synack_retransmit_after_ack",
+	TypeInvalidAck:               "invalid_ack",
+	TypeRstAfterInvalidAck:       "rst_after_invalid_ack",
+	TypeRstIgnored:               "rst_ignored",
+	TypeRequestUnanswered:        "request_unanswered",
+	TypeSynUnanswered:            "syn_unanswered",
+	TypeTSRegression:             "ts_regression",
+	TypePortReuseRejected:        "port_reuse_rejected",
+	TypeConnectionRefused:        "connection_refused",
+	TypeFailedConnectionRate:     "failed_connection_rate",
+	TypeRstStorm:                 "rst_storm",
+}
+
+func (t Type) String() string {
+	if t < NumTypes {
+		return typeNames[t]
+	}
+	return "unknown"
+}
+
+// Cause is the probable cause: event.reason on the wire.
+type Cause uint8
+
+const (
+	CauseNone Cause = iota
+	CauseTCPDeferAccept
+	CauseAcceptQueueOverflow
+	CauseAckLostBeforeServer
+	CauseSeqTranslationMiddlebox
+	CauseAckOfUnseenSegment
+	CauseRstInWindow
+	CauseRstOutOfWindow
+	CauseServerDiscarding
+	CausePathBlackhole
+	CausePAWSNATTimestamps
+	CauseListenQueueOverflow
+	CauseSilentDrop
+	CauseNATTimestamps
+	CauseTimeWaitPAWS
+	CauseTimeWaitSeq
+	CauseNoListener
+	CauseRstStorm
+	NumCauses
+)
+
+var causeNames = [NumCauses]string{
+	CauseNone:                    "",
+	CauseTCPDeferAccept:          "tcp_defer_accept",
+	CauseAcceptQueueOverflow:     "accept_queue_overflow",
+	CauseAckLostBeforeServer:     "ack_lost_before_server",
+	CauseSeqTranslationMiddlebox: "seq_translation_middlebox",
+	CauseAckOfUnseenSegment:      "ack_of_unseen_segment",
+	CauseRstInWindow:             "rst_in_window",
+	CauseRstOutOfWindow:          "rst_out_of_window",
+	CauseServerDiscarding:        "server_discarding",
+	CausePathBlackhole:           "path_blackhole",
+	CausePAWSNATTimestamps:       "paws_nat_timestamps",
+	CauseListenQueueOverflow:     "listen_queue_overflow",
+	CauseSilentDrop:              "silent_drop",
+	CauseNATTimestamps:           "nat_timestamps",
+	CauseTimeWaitPAWS:            "time_wait_paws",
+	CauseTimeWaitSeq:             "time_wait_seq",
+	CauseNoListener:              "no_listener",
+	CauseRstStorm:                "rst_storm",
+}
+
+func (c Cause) String() string {
+	if c < NumCauses {
+		return causeNames[c]
+	}
+	return "unknown"
+}
+
+// Severity is event.severity: 1 notice, 2 warning, 3 critical.
+type Severity uint8
+
+const (
+	SeverityNotice   Severity = 1
+	SeverityWarning  Severity = 2
+	SeverityCritical Severity = 3
+)
+
+func (s Severity) String() string {
+	switch s {
+	case SeverityNotice:
+		return "notice"
+	case SeverityWarning:
+		return "warning"
+	case SeverityCritical:
+		return "critical"
+	}
+	return "unknown"
+}
+
+// EvidenceKey names one number in tcpsentry.evidence. Names are stable API.
+type EvidenceKey uint8
+
+const (
+	EvNone EvidenceKey = iota
+	EvSynRetransmits
+	EvWaitMs
+	EvRstDelayMs
+	EvSynackRetransmitsAfterAck
+	EvHandshakeToFirstDataMs
+	NumEvidenceKeys
+)
+
+var evidenceNames = [NumEvidenceKeys]string{
+	EvNone:                      "none",
+	EvSynRetransmits:            "syn_retransmits",
+	EvWaitMs:                    "wait_ms",
+	EvRstDelayMs:                "rst_delay_ms",
+	EvSynackRetransmitsAfterAck: "synack_retransmits_after_ack",
+	EvHandshakeToFirstDataMs:    "handshake_to_first_data_ms",
+}
+
+func (k EvidenceKey) String() string {
+	if k < NumEvidenceKeys {
+		return evidenceNames[k]
+	}
+	return "unknown"
+}
