@@ -1,0 +1,143 @@
+package flowtable
+
+// Stage is where a connection stands in its life as the sensor saw it.
+type Stage uint8
+
+const (
+	StageNone        Stage = iota // slot unused
+	StageSynSent                  // client SYN seen, no answer yet
+	StageSynRcvd                  // server SYN/ACK seen, handshake ACK not yet
+	StageEstablished              // handshake completed (or picked up midstream)
+	StageClosing                  // a FIN was seen
+	StageClosed                   // both FINs, or a RST
+)
+
+// Client and Server index Conn.Side.
+const (
+	Client = 0
+	Server = 1
+)
+
+// Side flags.
+const (
+	SideISN   = 1 << iota // ISN known (a SYN or SYN/ACK was seen)
+	SideSent              // at least one segment seen from this side
+	SideAcked             // MaxAck valid (an ACK was seen)
+	SideFIN               // FIN seen; FINSeq valid
+	SideRST               // RST seen; RSTSeq valid
+	SideTS                // TSval valid
+	SideData              // payload seen
+	SideSeq               // NextSeq valid
+)
+
+// Side is what one direction of a connection has shown.
+type Side struct {
+	ISN         Seq    // initial sequence number (SideISN)
+	NextSeq     Seq    // highest sequence sent + 1 (end of the highest segment)
+	MaxAck      Seq    // highest acknowledgment sent (SideAcked)
+	FINSeq      Seq    // sequence number of the FIN (SideFIN)
+	RSTSeq      Seq    // sequence number of the last RST (SideRST)
+	TSval       uint32 // latest TSval (SideTS)
+	Window      uint16 // latest raw window field
+	WScale      int8   // window scale from the SYN, -1 when not offered
+	Flags       uint8  // Side* bits
+	Syns        uint16 // SYN (client) or SYN/ACK (server) segments sent, first included
+	Retrans     uint16 // data segments sent again (sequence below NextSeq)
+	Pkts        uint32
+	Bytes       uint64 // payload bytes
+	FirstDataTS int64  // capture time of the first payload byte
+	LastTS      int64  // capture time of the last segment from this side
+}
+
+// Has reports whether all flags f are set.
+func (s *Side) Has(f uint8) bool { return s.Flags&f == f }
+
+// Conn is the per-connection state. Conns live in a preallocated slab
+// owned by a Table and are reused: a *Conn is valid only until the next
+// call that may evict (Upsert, Advance, Flush). Detector-owned fields are
+// at the end; the table resets them when a slot is reused.
+type Conn struct {
+	Key Key
+	// ClientIsA: the client (sender of the first SYN; midstream, the side
+	// with the higher port) is endpoint A of Key.
+	ClientIsA bool
+	Midstream bool // the connection was picked up without its SYN
+	Stage     Stage
+	Side      [2]Side // Client, Server
+
+	ID        uint64 // flow id, stable for the life of the connection (53 bits)
+	FirstTS   int64  // first packet
+	LastTS    int64  // latest packet
+	SynTS     int64  // first SYN
+	LastSynTS int64  // latest SYN (retransmissions included)
+	SynAckTS  int64  // first SYN/ACK
+	EstTS     int64  // handshake-completing ACK
+	EndTS     int64  // first FIN or RST
+
+	History    [16]byte // Zeek conn.log history letters, in order first seen
+	HistoryLen uint8
+	histSeen   uint32 // bit per history letter and direction already recorded
+
+	// Fired is for detectors: a bit per detector type that already fired
+	// on this connection.
+	Fired uint32
+
+	// Table bookkeeping: idle list (class, prev/next slab index + 1, the
+	// time the slot was linked) and the handshake timer.
+	class      uint8
+	prev, next uint32
+	linkTS     int64
+	tprev      uint32
+	tnext      uint32
+	deadline   int64 // handshake timer; 0 when not armed
+	hash       uint64
+	self       uint32 // this Conn's slab index + 1, fixed at New
+}
+
+// TimerArmed reports whether the handshake timer is pending.
+func (c *Conn) TimerArmed() bool { return c.deadline != 0 }
+
+// Deadline is when the pending handshake timer fires (0: none).
+func (c *Conn) Deadline() int64 { return c.deadline }
+
+// ClientAddr returns the client's address and port.
+func (c *Conn) ClientAddr() ([16]byte, uint16) {
+	if c.ClientIsA {
+		return c.Key.A, c.Key.PortA
+	}
+	return c.Key.B, c.Key.PortB
+}
+
+// ServerAddr returns the server's address and port.
+func (c *Conn) ServerAddr() ([16]byte, uint16) {
+	if c.ClientIsA {
+		return c.Key.B, c.Key.PortB
+	}
+	return c.Key.A, c.Key.PortA
+}
+
+// history letters in Zeek's order of meaning; index = bit position.
+const histLetters = "shadfrtwiq"
+
+// addHistory records letter (lowercase, from histLetters) for the
+// direction once, uppercase for the client (Zeek's originator).
+func (c *Conn) addHistory(li int, fromClient bool) {
+	bit := uint32(1) << (2*li + b2i(fromClient))
+	if c.histSeen&bit != 0 || int(c.HistoryLen) == len(c.History) {
+		return
+	}
+	c.histSeen |= bit
+	l := histLetters[li]
+	if fromClient {
+		l -= 'a' - 'A'
+	}
+	c.History[c.HistoryLen] = l
+	c.HistoryLen++
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,425 @@
+// Package flowtable owns per-worker connection state: canonical flow keys,
+// a preallocated open-addressing table of Conns, TCP tracking per segment,
+// idle eviction on packet time and the handshake timer. One Table belongs
+// to one worker and is not safe for concurrent use. It never reads the
+// clock: time is the capture time of the packets it is given.
+package flowtable
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Config sizes a Table and sets its timers. The zero value of a field
+// means its default.
+type Config struct {
+	// Capacity is the number of connections the table holds (default
+	// 65536, at most MaxCapacity). All memory is allocated by New.
+	Capacity int
+	// Seed keys the flow hash; 0 draws a random one. Share one random seed
+	// per process so an attacker cannot craft colliding keys.
+	Seed uint64
+	// HalfOpen, Established and Closed are idle timeouts for connections
+	// in the handshake, established, and after a FIN or RST (defaults
+	// 30 s, 5 min, 10 s).
+	HalfOpen, Established, Closed time.Duration
+	// Handshake is how long a SYN may wait for an answer before the
+	// handler's HandshakeTimeout is called (default 3 s).
+	Handshake time.Duration
+}
+
+// MaxCapacity is the largest Config.Capacity: slot numbers take the low
+// 27 bits of an index entry.
+const MaxCapacity = 1<<slotBits - 2
+
+// Defaults.
+const (
+	DefaultCapacity    = 1 << 16
+	DefaultHalfOpen    = 30 * time.Second
+	DefaultEstablished = 5 * time.Minute
+	DefaultClosed      = 10 * time.Second
+	DefaultHandshake   = 3 * time.Second
+)
+
+// relinkGranularity bounds how often a busy connection is moved to the
+// tail of its idle list: at most once per second of packet time, so the
+// per-packet cost is a compare, and eviction is at most this late.
+const relinkGranularity = int64(time.Second)
+
+// Evict says why a connection left the table.
+type Evict uint8
+
+const (
+	EvictIdle   Evict = iota // idle longer than its timeout
+	EvictFull                // the oldest connection, to make room
+	EvictReused              // a new SYN took over the 4-tuple
+	EvictFlush               // end of capture: Flush
+)
+
+func (e Evict) String() string {
+	return [...]string{"idle", "full", "reused", "flush"}[e]
+}
+
+// Handler is told about timer expiries and evictions. It runs inside
+// Packet, Advance and Flush; c is valid only for the call.
+type Handler interface {
+	// HandshakeTimeout: c's SYN has had no SYN/ACK or RST for
+	// Config.Handshake, or c is leaving the table with its timer pending.
+	HandshakeTimeout(c *Conn, now int64)
+	// Evicted: c is about to leave the table (its slot is reused after).
+	Evicted(c *Conn, why Evict, now int64)
+}
+
+// Stats counts what a table did; read it from the owning worker.
+type Stats struct {
+	Active      int    // connections in the table now
+	Created     uint64 // connections created (including reuse of a 4-tuple)
+	EvictedIdle uint64
+	EvictedFull uint64
+	Reused      uint64 // a new SYN replaced a finished or stale connection
+	Flushed     uint64
+}
+
+// idle classes, each a list ordered by link time.
+const (
+	classHalfOpen = iota
+	classEstablished
+	classClosed
+	numClasses
+)
+
+type list struct{ head, tail uint32 } // slab index + 1; 0 = none
+
+const slotBits = 27
+const slotMask = 1<<slotBits - 1
+
+// Table is a per-worker connection table: a slab of Conns (fixed at New)
+// and an open-addressing index of (hash, slot) entries with linear
+// probing and backward-shift deletion, so there are no tombstones and
+// probe sequences stay short under churn.
+type Table struct {
+	conns   []Conn
+	index   []uint64 // hash bits above slotBits | slot+1; 0 = empty
+	mask    uint64
+	free    uint32 // free list through Conn.next (slab index + 1)
+	h       Handler
+	digest  xxhash.Digest
+	seed    uint64
+	now     int64
+	nextDue int64
+	timeout [numClasses]int64
+	hshake  int64
+	lists   [numClasses]list
+	timers  list
+	stats   Stats
+	kb      [keyBytes]byte
+}
+
+// ErrCapacity is returned by New for a capacity out of range.
+var ErrCapacity = errors.New("flowtable: capacity out of range")
+
+// New allocates a table for cfg.Capacity connections; h receives timer
+// expiries and evictions and must not be nil.
+func New(cfg Config, h Handler) (*Table, error) {
+	if cfg.Capacity == 0 {
+		cfg.Capacity = DefaultCapacity
+	}
+	if cfg.Capacity < 1 || cfg.Capacity > MaxCapacity {
+		return nil, fmt.Errorf("%w: %d (1..%d)", ErrCapacity, cfg.Capacity, MaxCapacity)
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = RandomSeed()
+	}
+	def := func(d, v time.Duration) int64 {
+		if d <= 0 {
+			return int64(v)
+		}
+		return int64(d)
+	}
+	n := 2
+	for n < 2*cfg.Capacity { // load factor <= 1/2
+		n <<= 1
+	}
+	t := &Table{
+		conns:  make([]Conn, cfg.Capacity),
+		index:  make([]uint64, n),
+		mask:   uint64(n - 1),
+		h:      h,
+		seed:   cfg.Seed,
+		hshake: def(cfg.Handshake, DefaultHandshake),
+	}
+	t.timeout[classHalfOpen] = def(cfg.HalfOpen, DefaultHalfOpen)
+	t.timeout[classEstablished] = def(cfg.Established, DefaultEstablished)
+	t.timeout[classClosed] = def(cfg.Closed, DefaultClosed)
+	for i := range t.conns {
+		t.conns[i].self = uint32(i + 1)
+		t.conns[i].next = uint32(i + 2)
+	}
+	t.conns[len(t.conns)-1].next = 0
+	t.free = 1
+	t.nextDue = 1<<63 - 1
+	return t, nil
+}
+
+// RandomSeed returns a random non-zero hash seed.
+func RandomSeed() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:]) // never fails on Linux (crypto/rand panics otherwise)
+		if s := binary.LittleEndian.Uint64(b[:]); s != 0 {
+			return s
+		}
+	}
+}
+
+// Capacity is the number of connections the table holds.
+func (t *Table) Capacity() int { return len(t.conns) }
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats { return t.stats }
+
+// Now is the table's packet clock: the latest capture time seen.
+func (t *Table) Now() int64 { return t.now }
+
+// Hash returns the seeded flow hash of k.
+func (t *Table) Hash(k *Key) uint64 {
+	k.put(&t.kb)
+	t.digest.ResetWithSeed(t.seed)
+	_, _ = t.digest.Write(t.kb[:])
+	return t.digest.Sum64()
+}
+
+func home(e uint64) uint64 { return e >> slotBits }
+
+// Lookup returns the connection with key k, or nil.
+func (t *Table) Lookup(k *Key) *Conn {
+	h := t.Hash(k)
+	tag := h &^ slotMask
+	for i := (h >> slotBits) & t.mask; ; i = (i + 1) & t.mask {
+		e := t.index[i]
+		if e == 0 {
+			return nil
+		}
+		if e&^slotMask == tag {
+			if c := &t.conns[e&slotMask-1]; c.Key == *k {
+				return c
+			}
+		}
+	}
+}
+
+// upsert finds or creates the slot for k. A new Conn has Stage None.
+func (t *Table) upsert(k *Key) (c *Conn, created bool) {
+	h := t.Hash(k)
+	tag := h &^ slotMask
+	i := (h >> slotBits) & t.mask
+	for ; ; i = (i + 1) & t.mask {
+		e := t.index[i]
+		if e == 0 {
+			break
+		}
+		if e&^slotMask == tag {
+			if c := &t.conns[e&slotMask-1]; c.Key == *k {
+				return c, false
+			}
+		}
+	}
+	if t.free == 0 {
+		t.evictOldest()
+		// The backward shift of the eviction may have moved entries
+		// into our probe path: find the free position again.
+		i = (h >> slotBits) & t.mask
+		for t.index[i] != 0 {
+			i = (i + 1) & t.mask
+		}
+	}
+	s := t.free
+	c = &t.conns[s-1]
+	t.free = c.next
+	*c = Conn{Key: *k, hash: h, self: s}
+	t.index[i] = tag | uint64(s)
+	t.stats.Active++
+	t.stats.Created++
+	return c, true
+}
+
+// remove unlinks c from the index, its list and timer, and frees its slot.
+func (t *Table) remove(c *Conn, s uint32) {
+	h := c.hash
+	tag := h &^ slotMask
+	i := (h >> slotBits) & t.mask
+	for t.index[i] != tag|uint64(s) {
+		i = (i + 1) & t.mask
+	}
+	// Backward-shift deletion (Knuth 6.4 algorithm R): pull later entries
+	// of the cluster into the hole when their home allows it.
+	for j := (i + 1) & t.mask; ; j = (j + 1) & t.mask {
+		e := t.index[j]
+		if e == 0 {
+			break
+		}
+		hm := home(e) & t.mask
+		// e may move to i unless its home lies cyclically in (i, j].
+		if (j > i && (hm <= i || hm > j)) || (j < i && hm <= i && hm > j) {
+			t.index[i] = e
+			i = j
+		}
+	}
+	t.index[i] = 0
+	t.unlink(c, s)
+	if c.deadline != 0 {
+		t.unlinkTimer(c, s)
+	}
+	c.Stage = StageNone
+	c.next = t.free
+	t.free = s
+	t.stats.Active--
+}
+
+// oldest returns the slot of the connection linked longest ago (0 if the
+// table is empty): the heads of the idle lists are each list's oldest.
+func (t *Table) oldest() uint32 {
+	var best uint32
+	for cl := range t.lists {
+		if hd := t.lists[cl].head; hd != 0 && (best == 0 || t.conns[hd-1].linkTS < t.conns[best-1].linkTS) {
+			best = hd
+		}
+	}
+	return best
+}
+
+func (t *Table) evictOldest() {
+	s := t.oldest()
+	t.stats.EvictedFull++
+	t.leave(&t.conns[s-1], s, EvictFull)
+}
+
+// leave fires c's pending timer, tells the handler and frees the slot.
+func (t *Table) leave(c *Conn, s uint32, why Evict) {
+	if c.deadline != 0 {
+		t.unlinkTimer(c, s)
+		t.h.HandshakeTimeout(c, t.now)
+	}
+	t.h.Evicted(c, why, t.now)
+	t.remove(c, s)
+}
+
+func (t *Table) link(c *Conn, s uint32, cl uint8) {
+	c.class = cl
+	c.linkTS = t.now
+	l := &t.lists[cl]
+	c.prev, c.next = l.tail, 0
+	if l.tail != 0 {
+		t.conns[l.tail-1].next = s
+	} else {
+		l.head = s
+		t.due(t.now + t.timeout[cl])
+	}
+	l.tail = s
+}
+
+func (t *Table) unlink(c *Conn, s uint32) {
+	l := &t.lists[c.class]
+	if c.prev != 0 {
+		t.conns[c.prev-1].next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != 0 {
+		t.conns[c.next-1].prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next = 0, 0
+}
+
+func (t *Table) armTimer(c *Conn, s uint32) {
+	if c.deadline != 0 {
+		return
+	}
+	c.deadline = t.now + t.hshake
+	c.tprev, c.tnext = t.timers.tail, 0
+	if t.timers.tail != 0 {
+		t.conns[t.timers.tail-1].tnext = s
+	} else {
+		t.timers.head = s
+	}
+	t.timers.tail = s
+	t.due(c.deadline)
+}
+
+func (t *Table) unlinkTimer(c *Conn, s uint32) {
+	if c.tprev != 0 {
+		t.conns[c.tprev-1].tnext = c.tnext
+	} else {
+		t.timers.head = c.tnext
+	}
+	if c.tnext != 0 {
+		t.conns[c.tnext-1].tprev = c.tprev
+	} else {
+		t.timers.tail = c.tprev
+	}
+	c.tprev, c.tnext, c.deadline = 0, 0, 0
+}
+
+func (t *Table) due(at int64) {
+	if at < t.nextDue {
+		t.nextDue = at
+	}
+}
+
+// Advance moves the packet clock to now (never backwards) and runs what
+// is due: handshake timers first, then idle evictions. A live worker calls
+// it when the ring is quiet; Packet calls it for every packet.
+func (t *Table) Advance(now int64) {
+	if now > t.now {
+		t.now = now
+	}
+	if t.now < t.nextDue {
+		return
+	}
+	t.nextDue = 1<<63 - 1
+	for s := t.timers.head; s != 0; s = t.timers.head {
+		c := &t.conns[s-1]
+		if c.deadline > t.now {
+			t.due(c.deadline)
+			break
+		}
+		t.unlinkTimer(c, s)
+		t.h.HandshakeTimeout(c, t.now)
+	}
+	for cl := range t.lists {
+		to := t.timeout[cl]
+		for s := t.lists[cl].head; s != 0; s = t.lists[cl].head {
+			c := &t.conns[s-1]
+			if c.LastTS+to > t.now {
+				// Lists are ordered by link time, and a connection's
+				// last packet is within relinkGranularity of it.
+				t.due(c.LastTS + to)
+				break
+			}
+			t.stats.EvictedIdle++
+			t.leave(c, s, EvictIdle)
+		}
+	}
+}
+
+// Flush ends every connection as at the end of a capture: pending
+// handshake timers fire (oldest first), then every connection is evicted
+// oldest first with EvictFlush.
+func (t *Table) Flush() {
+	for s := t.timers.head; s != 0; s = t.timers.head {
+		c := &t.conns[s-1]
+		t.unlinkTimer(c, s)
+		t.h.HandshakeTimeout(c, t.now)
+	}
+	for s := t.oldest(); s != 0; s = t.oldest() {
+		t.stats.Flushed++
+		t.leave(&t.conns[s-1], s, EvictFlush)
+	}
+}

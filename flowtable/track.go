@@ -1,0 +1,301 @@
+package flowtable
+
+import (
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/tcpsentry/tcpsentry/flowtable/decode"
+)
+
+// Seg describes what a segment did to its connection, for the detectors.
+type Seg uint32
+
+const (
+	SegFromClient    Seg = 1 << iota // sent by the client
+	SegNew                           // created the connection (or took over its 4-tuple)
+	SegSYN                           // the client's first SYN
+	SegSYNRetrans                    // the client's SYN again (same ISN)
+	SegSYNACK                        // the server's first SYN/ACK
+	SegSYNACKRetrans                 // the server's SYN/ACK again (same ISN)
+	SegHandshakeAck                  // the client's ACK that completes the handshake
+	SegData                          // payload with new sequence space
+	SegDataRetrans                   // payload entirely below the side's highest sequence sent
+	SegFIN                           // the side's first FIN
+	SegRST                           // a RST
+	SegRSTToSYN                      // the server's RST/ACK answering the client's SYN (ack = ISN+1) before any SYN/ACK
+	SegMidstream                     // created without seeing the handshake
+)
+
+// Has reports whether all bits of f are set.
+func (s Seg) Has(f Seg) bool { return s&f == f }
+
+// Packet runs the packet clock to ts, finds or creates p's connection,
+// tracks the segment and returns the connection and what the segment did.
+// It allocates nothing. The *Conn is valid until the next call.
+func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
+	t.Advance(ts)
+	k, fromA := KeyOf(p)
+	c, created := t.upsert(&k)
+	var seg Seg
+	syn := p.Flags&decode.FlagSYN != 0
+	ack := p.Flags&decode.FlagACK != 0
+	rst := p.Flags&decode.FlagRST != 0
+
+	// A new SYN (not its retransmission) on a 4-tuple that holds a
+	// finished or still-unanswered connection starts a new connection:
+	// port reuse. The old one leaves the table as if idle.
+	if !created && syn && !ack && !rst {
+		cl := &c.Side[Client]
+		fromClient := fromA == c.ClientIsA
+		if !fromClient || !cl.Has(SideISN) || cl.ISN != Seq(p.Seq) {
+			if c.Stage >= StageClosing || c.Stage == StageSynSent || c.Midstream || !fromClient {
+				s := c.self
+				t.stats.Reused++
+				t.leave(c, s, EvictReused)
+				c, _ = t.upsert(&k)
+				created = true
+			}
+		}
+	}
+	if created {
+		t.open(c, p, fromA, ts)
+		seg |= SegNew
+		if c.Midstream {
+			seg |= SegMidstream
+		}
+	}
+
+	fromClient := fromA == c.ClientIsA
+	dir, other := Server, Client
+	if fromClient {
+		dir, other = Client, Server
+		seg |= SegFromClient
+	}
+	s, o := &c.Side[dir], &c.Side[other]
+	seq := Seq(p.Seq)
+	s.Pkts++
+	s.LastTS = ts
+	c.LastTS = ts
+	prevStage := c.Stage
+
+	switch {
+	case rst:
+		// RFC 793: a RST answering a SYN carries the SYN's seq+1 as ack.
+		if !fromClient && prevStage == StageSynSent && ack && o.Has(SideISN) && Seq(p.Ack) == o.ISN+1 {
+			seg |= SegRSTToSYN
+		}
+		s.Flags |= SideRST
+		s.RSTSeq = seq
+		seg |= SegRST
+		if c.EndTS == 0 {
+			c.EndTS = ts
+		}
+		c.Stage = StageClosed
+		if c.deadline != 0 && !fromClient {
+			t.unlinkTimer(c, c.self)
+		}
+	case syn && !ack:
+		switch {
+		case fromClient && !s.Has(SideISN):
+			s.ISN, s.NextSeq = seq, seq+1
+			s.Flags |= SideISN | SideSeq
+			s.Syns = 1
+			c.SynTS, c.LastSynTS = ts, ts
+			if c.Stage == StageNone {
+				c.Stage = StageSynSent
+			}
+			seg |= SegSYN
+			takeSynOptions(s, p)
+			t.armTimer(c, c.self)
+		case fromClient && s.ISN == seq:
+			s.Syns++
+			c.LastSynTS = ts
+			seg |= SegSYNRetrans
+		}
+	case syn && ack:
+		switch {
+		case !fromClient && !s.Has(SideISN):
+			s.ISN, s.NextSeq = seq, seq+1
+			s.Flags |= SideISN | SideSeq
+			s.Syns = 1
+			c.SynAckTS = ts
+			if c.Stage <= StageSynSent {
+				c.Stage = StageSynRcvd
+			}
+			seg |= SegSYNACK
+			takeSynOptions(s, p)
+			if c.deadline != 0 {
+				t.unlinkTimer(c, c.self)
+			}
+		case !fromClient && s.ISN == seq:
+			s.Syns++
+			seg |= SegSYNACKRetrans
+		}
+	}
+
+	if ack && !rst {
+		a := Seq(p.Ack)
+		if !s.Has(SideAcked) || s.MaxAck.LessThan(a) {
+			s.MaxAck = a
+			s.Flags |= SideAcked
+		}
+		if fromClient && !syn && c.Stage == StageSynRcvd && o.Has(SideISN) && a == o.ISN+1 {
+			c.Stage = StageEstablished
+			c.EstTS = ts
+			seg |= SegHandshakeAck
+		}
+	}
+
+	// Sequence space: payload, then FIN.
+	end := seq
+	if syn {
+		end++
+	}
+	if n := p.PayloadLen; n > 0 && !rst {
+		end = end.Add(uint32(n))
+		if s.Has(SideSeq) && end.LessThanEq(s.NextSeq) {
+			s.Retrans++
+			seg |= SegDataRetrans
+			c.addHistory(histT, fromClient)
+		} else {
+			seg |= SegData
+		}
+		if !s.Has(SideData) {
+			s.Flags |= SideData
+			s.FirstDataTS = ts
+		}
+		s.Bytes += uint64(n)
+		c.addHistory(histD, fromClient)
+	}
+	if p.Flags&decode.FlagFIN != 0 && !rst {
+		if !s.Has(SideFIN) {
+			s.Flags |= SideFIN
+			s.FINSeq = end
+			seg |= SegFIN
+			if c.EndTS == 0 {
+				c.EndTS = ts
+			}
+			if o.Has(SideFIN) {
+				c.Stage = StageClosed
+			} else if c.Stage < StageClosing {
+				c.Stage = StageClosing
+			}
+		}
+		end++
+	}
+	if !rst && (!s.Has(SideSeq) || s.NextSeq.LessThan(end)) {
+		s.NextSeq = end
+		s.Flags |= SideSeq
+	}
+	s.Window = p.Window
+	if p.Opts&decode.OptTimestamp != 0 {
+		s.TSval = p.TSval
+		s.Flags |= SideTS
+	}
+	t.history(c, p, fromClient)
+
+	// Keep the connection in the idle list of its stage; move a busy one
+	// to the tail at most once per relinkGranularity.
+	if cl := classOf(c.Stage); created {
+		t.link(c, c.self, cl)
+	} else if cl != c.class || t.now-c.linkTS >= relinkGranularity {
+		t.unlink(c, c.self)
+		t.link(c, c.self, cl)
+	}
+	return c, seg
+}
+
+// open initialises a new connection from its first segment: who is the
+// client, and whether the handshake was missed.
+func (t *Table) open(c *Conn, p *decode.Packet, fromA bool, ts int64) {
+	c.FirstTS, c.LastTS = ts, ts
+	// Unseeded, so the id of a connection is the same in every run and
+	// with any number of workers; t.kb still holds c's key bytes.
+	c.ID = flowID(xxhash.Sum64(t.kb[:]) ^ uint64(ts))
+	c.Side[Client].WScale, c.Side[Server].WScale = -1, -1
+	switch {
+	case p.Flags&(decode.FlagSYN|decode.FlagACK|decode.FlagRST) == decode.FlagSYN:
+		c.ClientIsA = fromA // the SYN's sender is the client
+	case p.Flags&(decode.FlagSYN|decode.FlagACK) == decode.FlagSYN|decode.FlagACK:
+		c.ClientIsA = !fromA // SYN/ACK: the receiver is the client
+		c.Midstream = true
+	default:
+		// Midstream: the lower port is taken as the server.
+		c.Midstream = true
+		c.Stage = StageEstablished
+		if c.Key.PortA == c.Key.PortB {
+			c.ClientIsA = fromA
+		} else {
+			c.ClientIsA = c.Key.PortA > c.Key.PortB
+		}
+	}
+}
+
+// flowID mixes h to 53 bits, so JSON consumers that read numbers as
+// doubles keep it exact.
+func flowID(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	return h & (1<<53 - 1)
+}
+
+func takeSynOptions(s *Side, p *decode.Packet) {
+	if p.Opts&decode.OptWScale != 0 {
+		ws := p.WScale
+		if ws > 14 { // RFC 7323 section 2.3: clamp to 14
+			ws = 14
+		}
+		s.WScale = int8(ws)
+	}
+}
+
+func classOf(s Stage) uint8 {
+	switch s {
+	case StageSynSent, StageSynRcvd, StageNone:
+		return classHalfOpen
+	case StageEstablished:
+		return classEstablished
+	}
+	return classClosed
+}
+
+// history letter indexes into histLetters.
+const (
+	histS = iota
+	histH
+	histA
+	histD
+	histF
+	histR
+	histT
+	histW
+	histI
+	histQ
+)
+
+func (t *Table) history(c *Conn, p *decode.Packet, fromClient bool) {
+	f := p.Flags
+	syn, fin, rst, ack := f&decode.FlagSYN != 0, f&decode.FlagFIN != 0, f&decode.FlagRST != 0, f&decode.FlagACK != 0
+	switch {
+	case syn && (fin || rst):
+		c.addHistory(histQ, fromClient)
+	case fin && rst:
+		c.addHistory(histI, fromClient)
+	case syn && ack:
+		c.addHistory(histH, fromClient)
+	case syn:
+		c.addHistory(histS, fromClient)
+	}
+	if fin {
+		c.addHistory(histF, fromClient)
+	}
+	if rst {
+		c.addHistory(histR, fromClient)
+	}
+	if ack && !syn && !fin && !rst && p.PayloadLen == 0 {
+		c.addHistory(histA, fromClient)
+	}
+	if p.Window == 0 && !rst && !syn {
+		c.addHistory(histW, fromClient)
+	}
+}
