@@ -1,6 +1,10 @@
 package flowtable
 
-import "github.com/tcpsentry/tcpsentry/flowtable/decode"
+import (
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/tcpsentry/tcpsentry/flowtable/decode"
+)
 
 // Key identifies a connection in both directions: endpoint A is the lower
 // (address, port) of the two, so both directions of a connection build
@@ -47,4 +51,23 @@ func (k *Key) put(b *[keyBytes]byte) {
 		b[36+2*i], b[37+2*i] = byte(v>>8), byte(v)
 	}
 	b[keyBytes-1] = k.Family
+}
+
+// Hasher computes seeded xxhash values of keys without allocating. It is
+// not safe for concurrent use; each worker (and the replay reader) owns one.
+type Hasher struct {
+	d    xxhash.Digest
+	seed uint64
+	kb   [keyBytes]byte
+}
+
+// NewHasher returns a hasher keyed with seed.
+func NewHasher(seed uint64) *Hasher { return &Hasher{seed: seed} }
+
+// Sum returns the seeded hash of k.
+func (h *Hasher) Sum(k *Key) uint64 {
+	k.put(&h.kb)
+	h.d.ResetWithSeed(h.seed)
+	_, _ = h.d.Write(h.kb[:])
+	return h.d.Sum64()
 }

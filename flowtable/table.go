@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // Config sizes a Table and sets its timers. The zero value of a field
@@ -69,8 +67,10 @@ func (e Evict) String() string {
 // Packet, Advance and Flush; c is valid only for the call.
 type Handler interface {
 	// HandshakeTimeout: c's SYN has had no SYN/ACK or RST for
-	// Config.Handshake, or c is leaving the table with its timer pending.
-	HandshakeTimeout(c *Conn, now int64)
+	// Config.Handshake (at is the deadline), or c is leaving the table
+	// with its timer pending (at is c's last packet). Both are capture
+	// times of c's own, so the result does not depend on other flows.
+	HandshakeTimeout(c *Conn, at int64)
 	// Evicted: c is about to leave the table (its slot is reused after).
 	Evicted(c *Conn, why Evict, now int64)
 }
@@ -108,8 +108,7 @@ type Table struct {
 	mask    uint64
 	free    uint32 // free list through Conn.next (slab index + 1)
 	h       Handler
-	digest  xxhash.Digest
-	seed    uint64
+	hasher  Hasher
 	now     int64
 	nextDue int64
 	timeout [numClasses]int64
@@ -117,7 +116,6 @@ type Table struct {
 	lists   [numClasses]list
 	timers  list
 	stats   Stats
-	kb      [keyBytes]byte
 }
 
 // ErrCapacity is returned by New for a capacity out of range.
@@ -150,7 +148,7 @@ func New(cfg Config, h Handler) (*Table, error) {
 		index:  make([]uint64, n),
 		mask:   uint64(n - 1),
 		h:      h,
-		seed:   cfg.Seed,
+		hasher: Hasher{seed: cfg.Seed},
 		hshake: def(cfg.Handshake, DefaultHandshake),
 	}
 	t.timeout[classHalfOpen] = def(cfg.HalfOpen, DefaultHalfOpen)
@@ -186,13 +184,8 @@ func (t *Table) Stats() Stats { return t.stats }
 // Now is the table's packet clock: the latest capture time seen.
 func (t *Table) Now() int64 { return t.now }
 
-// Hash returns the seeded flow hash of k.
-func (t *Table) Hash(k *Key) uint64 {
-	k.put(&t.kb)
-	t.digest.ResetWithSeed(t.seed)
-	_, _ = t.digest.Write(t.kb[:])
-	return t.digest.Sum64()
-}
+// Hash returns the table's seeded flow hash of k.
+func (t *Table) Hash(k *Key) uint64 { return t.hasher.Sum(k) }
 
 func home(e uint64) uint64 { return e >> slotBits }
 
@@ -303,7 +296,7 @@ func (t *Table) evictOldest() {
 func (t *Table) leave(c *Conn, s uint32, why Evict) {
 	if c.deadline != 0 {
 		t.unlinkTimer(c, s)
-		t.h.HandshakeTimeout(c, t.now)
+		t.h.HandshakeTimeout(c, c.LastTS)
 	}
 	t.h.Evicted(c, why, t.now)
 	t.remove(c, s)
@@ -338,11 +331,14 @@ func (t *Table) unlink(c *Conn, s uint32) {
 	c.prev, c.next = 0, 0
 }
 
-func (t *Table) armTimer(c *Conn, s uint32) {
+// armTimer starts c's handshake timer at its SYN's capture time. The
+// timer list stays ordered as long as capture times do; a frame stamped
+// out of order fires at most that much late.
+func (t *Table) armTimer(c *Conn, s uint32, ts int64) {
 	if c.deadline != 0 {
 		return
 	}
-	c.deadline = t.now + t.hshake
+	c.deadline = ts + t.hshake
 	c.tprev, c.tnext = t.timers.tail, 0
 	if t.timers.tail != 0 {
 		t.conns[t.timers.tail-1].tnext = s
@@ -386,12 +382,13 @@ func (t *Table) Advance(now int64) {
 	t.nextDue = 1<<63 - 1
 	for s := t.timers.head; s != 0; s = t.timers.head {
 		c := &t.conns[s-1]
-		if c.deadline > t.now {
-			t.due(c.deadline)
+		at := c.deadline
+		if at > t.now {
+			t.due(at)
 			break
 		}
 		t.unlinkTimer(c, s)
-		t.h.HandshakeTimeout(c, t.now)
+		t.h.HandshakeTimeout(c, at)
 	}
 	for cl := range t.lists {
 		to := t.timeout[cl]
@@ -416,7 +413,7 @@ func (t *Table) Flush() {
 	for s := t.timers.head; s != 0; s = t.timers.head {
 		c := &t.conns[s-1]
 		t.unlinkTimer(c, s)
-		t.h.HandshakeTimeout(c, t.now)
+		t.h.HandshakeTimeout(c, c.LastTS)
 	}
 	for s := t.oldest(); s != 0; s = t.oldest() {
 		t.stats.Flushed++

@@ -105,7 +105,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			}
 			seg |= SegSYN
 			takeSynOptions(s, p)
-			t.armTimer(c, c.self)
+			t.armTimer(c, c.self, ts)
 		case fromClient && s.ISN == seq:
 			s.Syns++
 			c.LastSynTS = ts
@@ -209,8 +209,8 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 func (t *Table) open(c *Conn, p *decode.Packet, fromA bool, ts int64) {
 	c.FirstTS, c.LastTS = ts, ts
 	// Unseeded, so the id of a connection is the same in every run and
-	// with any number of workers; t.kb still holds c's key bytes.
-	c.ID = flowID(xxhash.Sum64(t.kb[:]) ^ uint64(ts))
+	// with any number of workers; t.hasher.kb still holds c's key bytes.
+	c.ID = flowID(xxhash.Sum64(t.hasher.kb[:]) ^ uint64(ts))
 	c.Side[Client].WScale, c.Side[Server].WScale = -1, -1
 	switch {
 	case p.Flags&(decode.FlagSYN|decode.FlagACK|decode.FlagRST) == decode.FlagSYN:

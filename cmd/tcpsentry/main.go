@@ -1,0 +1,160 @@
+// Command tcpsentry finds why TCP connections fail, from live traffic or
+// a recording, and reports each finding as a JSON event.
+//
+//	tcpsentry replay [flags] FILE.pcap[ng]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: tcpsentry <command> [flags] [args]
+
+commands:
+  replay FILE   run the pipeline over a pcap/pcapng recording; events as
+                JSON lines on stdout, a summary on stderr
+  version       print the version
+
+Run 'tcpsentry <command> -h' for the flags of a command.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "replay":
+		return replayCmd(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "tcpsentry %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tcpsentry: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments, as users of tcpdump expect.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func replayCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg sensor.Config
+	fs.IntVar(&cfg.Workers, "workers", 0, "number of workers (default: number of CPUs)")
+	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
+	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
+	quiet := fs.Bool("quiet", false, "no summary on stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: tcpsentry replay [flags] FILE.pcap[ng]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return 2
+	}
+	if cfg.Workers < 0 || cfg.Flows < 1 {
+		fmt.Fprintln(stderr, "tcpsentry: --workers must be >= 0 and --flows >= 1")
+		return 2
+	}
+	cfg.Version = version
+	name := pos[0]
+
+	f, err := os.Open(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %s: %s\n", name, describeOpenError(err))
+		return 1
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		fmt.Fprintf(stderr, "tcpsentry: %s: is a directory, not a capture file\n", name)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sum, err := sensor.Replay(ctx, f, cfg, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %s: %v\n", name, err)
+		if sum.Packets > 0 && !*quiet {
+			writeSummary(stderr, name, &sum)
+		}
+		return 1
+	}
+	if sum.Truncated {
+		fmt.Fprintf(stderr, "tcpsentry: warning: %s: the last record is truncated (the capture was cut short); everything before it was processed\n", name)
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "tcpsentry: interrupted; results cover the part of %s read so far\n", name)
+	}
+	if !*quiet {
+		writeSummary(stderr, name, &sum)
+	}
+	return 0
+}
+
+func describeOpenError(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func defaultSensorName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "tcpsentry"
+	}
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	return h
+}

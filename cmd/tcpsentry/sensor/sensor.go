@@ -1,0 +1,246 @@
+// Package sensor wires the pipeline: sources from ring, one Worker per
+// source (decode, flow table, detectors), and the publisher that encodes
+// events. It is the only package that knows all the others.
+package sensor
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tcpsentry/tcpsentry/detectors"
+	"github.com/tcpsentry/tcpsentry/detectors/events"
+	"github.com/tcpsentry/tcpsentry/flowtable"
+	"github.com/tcpsentry/tcpsentry/flowtable/decode"
+	"github.com/tcpsentry/tcpsentry/ring"
+)
+
+// Config configures a sensor; the zero value of a field means its default.
+type Config struct {
+	// Workers is the number of workers (default: number of CPUs).
+	Workers int
+	// Flows is the flow-table capacity of the whole sensor, split evenly
+	// over the workers (default 1,000,000).
+	Flows int
+	// Table holds the idle and handshake timeouts (Capacity and Seed are
+	// set by the sensor).
+	Table flowtable.Config
+	// Detectors holds the detector thresholds.
+	Detectors detectors.Config
+	// Name is observer.name in events (default "tcpsentry").
+	Name string
+	// Version is observer.version in events.
+	Version string
+	// Interfaces names the capture interfaces (observer.ingress); empty
+	// for a replay.
+	Interfaces []string
+}
+
+// DefaultFlows is Config.Flows' default.
+const DefaultFlows = 1_000_000
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.Flows <= 0 {
+		c.Flows = DefaultFlows
+	}
+	if c.Name == "" {
+		c.Name = "tcpsentry"
+	}
+}
+
+// Summary is what a replay did.
+type Summary struct {
+	Workers      int
+	Packets      uint64
+	Bytes        uint64 // on the wire
+	Drops        [decode.NumReasons]uint64
+	OptMalformed uint64
+	Flows        flowtable.Stats // summed over workers (Active: at the end, before the final flush)
+	Events       [detectors.NumTypes]uint64
+	EventsLost   uint64
+	Truncated    bool // the capture's last record was cut short
+	FirstTS      int64
+	LastTS       int64
+	Elapsed      time.Duration
+}
+
+// DecodeFailures is the number of frames not decoded to a TCP segment.
+func (s *Summary) DecodeFailures() (n uint64) {
+	for _, d := range s.Drops[1:] {
+		n += d
+	}
+	return n
+}
+
+// EventsTotal is the number of events written.
+func (s *Summary) EventsTotal() (n uint64) {
+	for _, e := range s.Events {
+		n += e
+	}
+	return n
+}
+
+// Replay runs the pipeline over a pcap or pcapng stream and writes events
+// as JSON lines to out. Cancelling ctx stops reading; the flows read so
+// far are still ended and their events written. A truncated last record
+// is not an error (Summary.Truncated says so).
+func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summary, error) {
+	cfg.defaults()
+	start := time.Now()
+	seed := flowtable.RandomSeed()
+	rcfg := ring.ReplayConfig{Workers: cfg.Workers}
+	if cfg.Workers > 1 {
+		rcfg.Hash = fanoutHash(flowtable.RandomSeed())
+	}
+	rp, err := ring.OpenReplay(r, rcfg)
+	if err != nil {
+		return Summary{}, err
+	}
+	srcs := rp.Sources()
+
+	pub := newPublisher(cfg, out)
+	tcfg := cfg.Table
+	tcfg.Seed = seed
+	tcfg.Capacity = (cfg.Flows + cfg.Workers - 1) / cfg.Workers
+	workers := make([]*Worker, len(srcs))
+	for i, src := range srcs {
+		w, err := newWorker(src, tcfg, cfg.Detectors, 0, pub.send)
+		if err != nil {
+			for _, s := range srcs {
+				s.Close()
+			}
+			return Summary{}, err
+		}
+		workers[i] = w
+	}
+
+	stop := context.AfterFunc(ctx, func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	})
+	defer stop()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(workers))
+	for i, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.run()
+		}()
+	}
+	wg.Wait()
+	perr := pub.close()
+
+	sum := Summary{Workers: len(workers), Elapsed: time.Since(start)}
+	for _, w := range workers {
+		st := w.stats
+		sum.Packets += st.Packets
+		sum.Bytes += st.Bytes
+		sum.OptMalformed += st.OptMalformed
+		for i, d := range st.Drops {
+			sum.Drops[i] += d
+		}
+		fs := w.flows.Stats()
+		sum.Flows.Created += fs.Created
+		sum.Flows.EvictedIdle += fs.EvictedIdle
+		sum.Flows.EvictedFull += fs.EvictedFull
+		sum.Flows.Reused += fs.Reused
+		sum.Flows.Flushed += fs.Flushed
+		for i, n := range w.det.Counts {
+			sum.Events[i] += n
+		}
+		sum.EventsLost += w.out.Dropped
+	}
+	st := rp.Stats()
+	sum.Truncated = st.Truncated
+	sum.FirstTS, sum.LastTS = st.FirstTS, st.LastTS
+	for _, e := range errs {
+		if e != nil {
+			return sum, e
+		}
+	}
+	if err := rp.Err(); err != nil {
+		return sum, err
+	}
+	return sum, perr
+}
+
+// fanoutHash is replay's software PACKET_FANOUT_HASH: the seeded hash of
+// the canonical (bidirectional) flow key, so both directions of a
+// connection reach the same worker. It runs on the single reader
+// goroutine, which owns p and h.
+func fanoutHash(seed uint64) ring.HashFunc {
+	var p decode.Packet
+	h := flowtable.NewHasher(seed)
+	return func(frame []byte, link ring.LinkType) (uint64, bool) {
+		if decode.Parse(frame, int(link), &p) != decode.OK {
+			return 0, false
+		}
+		k, _ := flowtable.KeyOf(&p)
+		return h.Sum(&k), true
+	}
+}
+
+// publisher encodes events from all workers and writes them as JSON lines.
+// Workers hand events over a channel; in replay a full channel blocks the
+// worker (a recording can wait), so nothing is lost.
+type publisher struct {
+	ch   chan detectors.Event
+	done chan error
+}
+
+func newPublisher(cfg Config, out io.Writer) *publisher {
+	var rnd [2]byte
+	_, _ = rand.Read(rnd[:])
+	enc := &events.Encoder{
+		Sensor:     cfg.Name,
+		Version:    cfg.Version,
+		Interfaces: cfg.Interfaces,
+		IDPrefix:   cfg.Name + "-" + hex.EncodeToString(rnd[:]) + "-",
+	}
+	p := &publisher{ch: make(chan detectors.Event, 4096), done: make(chan error, 1)}
+	go func() {
+		bw := bufio.NewWriterSize(out, 64<<10)
+		buf := make([]byte, 0, 4096)
+		var seq uint64
+		var werr error
+		for ev := range p.ch {
+			seq++
+			buf = enc.AppendJSON(buf[:0], &ev, seq)
+			buf = append(buf, '\n')
+			if werr == nil {
+				if _, err := bw.Write(buf); err != nil {
+					werr = fmt.Errorf("writing events: %w", err)
+				}
+			}
+		}
+		if err := bw.Flush(); err != nil && werr == nil {
+			werr = fmt.Errorf("writing events: %w", err)
+		}
+		p.done <- werr
+	}()
+	return p
+}
+
+// send is a worker's Out flush function.
+func (p *publisher) send(evs []detectors.Event) {
+	for i := range evs {
+		p.ch <- evs[i]
+	}
+}
+
+func (p *publisher) close() error {
+	close(p.ch)
+	return <-p.done
+}

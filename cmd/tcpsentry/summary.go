@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
+	"github.com/tcpsentry/tcpsentry/detectors"
+	"github.com/tcpsentry/tcpsentry/flowtable/decode"
+)
+
+// writeSummary prints the one-screen replay summary.
+func writeSummary(w io.Writer, name string, s *sensor.Summary) {
+	secs := s.Elapsed.Seconds()
+	pps := 0.0
+	if secs > 0 {
+		pps = float64(s.Packets) / secs
+	}
+	fmt.Fprintf(w, "tcpsentry replay %s\n", name)
+	fmt.Fprintf(w, "  packets   %d (%s on the wire) in %.3f s: %.0f packets/s, %d worker(s)\n",
+		s.Packets, bytesHuman(s.Bytes), secs, pps, s.Workers)
+	if s.FirstTS != 0 {
+		span := time.Duration(s.LastTS - s.FirstTS)
+		fmt.Fprintf(w, "  capture   %s .. %s (%s)\n",
+			time.Unix(0, s.FirstTS).UTC().Format(time.RFC3339Nano),
+			time.Unix(0, s.LastTS).UTC().Format(time.RFC3339Nano), span.Round(time.Millisecond))
+	}
+	fmt.Fprintf(w, "  flows     %d created, %d evicted idle, %d evicted full (table full), %d 4-tuple reused, %d ended at end of capture\n",
+		s.Flows.Created, s.Flows.EvictedIdle, s.Flows.EvictedFull, s.Flows.Reused, s.Flows.Flushed)
+	var parts []string
+	for r := decode.Reason(1); r < decode.NumReasons; r++ {
+		if n := s.Drops[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, r))
+		}
+	}
+	if s.OptMalformed > 0 {
+		parts = append(parts, fmt.Sprintf("%d tcp_option_malformed (tracked)", s.OptMalformed))
+	}
+	fmt.Fprintf(w, "  not TCP   %s\n", orNone(parts))
+	parts = parts[:0]
+	for t := detectors.Type(1); t < detectors.NumTypes; t++ {
+		if n := s.Events[t]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, t))
+		}
+	}
+	if s.EventsLost > 0 {
+		parts = append(parts, fmt.Sprintf("%d LOST (event buffer full)", s.EventsLost))
+	}
+	fmt.Fprintf(w, "  events    %s\n", orNone(parts))
+}
+
+func orNone(parts []string) string {
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
