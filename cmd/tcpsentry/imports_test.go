@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/tcpsentry/tcpsentry"
+
+// importRules keeps the package graph one-way (DESIGN.md section 1,
+// STYLE.md section 2): for each package prefix, the module packages and
+// outside packages it may not import directly. Checked with `go list`, so
+// no linter is needed in CI.
+var importRules = []struct {
+	pkg    string   // package path relative to the module; "x/..." covers x and below
+	forbid []string // import path prefixes
+}{
+	{"ring/...", []string{mod + "/flowtable", mod + "/detectors", mod + "/cmd", mod + "/bench", "github.com/nats-io/"}},
+	{"flowtable/decode", []string{mod + "/"}}, // a leaf: standard library only
+	{"flowtable", []string{mod + "/ring", mod + "/detectors", mod + "/cmd", mod + "/bench", "github.com/nats-io/", "golang.org/x/sys/unix"}},
+	{"detectors", []string{mod + "/ring", mod + "/detectors/", mod + "/cmd", mod + "/bench", "github.com/nats-io/", "golang.org/x/sys/unix"}},
+	{"detectors/events", []string{mod + "/ring", mod + "/flowtable", mod + "/cmd", mod + "/bench", "github.com/nats-io/", "golang.org/x/sys/unix"}},
+	{"cmd/tcpsentry/sensor", []string{"golang.org/x/sys/unix", mod + "/bench"}},
+}
+
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", mod+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	checked := 0
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		pkg, imports := strings.TrimPrefix(f[0], mod+"/"), f[1:]
+		for _, imp := range imports {
+			// unsafe is confined to ring/ (STYLE.md: syscalls and unsafe in one place).
+			if imp == "unsafe" && !strings.HasPrefix(pkg, "ring") {
+				t.Errorf("%s imports unsafe; only ring/ may", pkg)
+			}
+		}
+		for _, r := range importRules {
+			if !matches(pkg, r.pkg) {
+				continue
+			}
+			checked++
+			for _, imp := range imports {
+				for _, bad := range r.forbid {
+					if strings.HasPrefix(imp, bad) || imp == strings.TrimSuffix(bad, "/") {
+						t.Errorf("%s imports %s (forbidden by rule for %s)", pkg, imp, r.pkg)
+					}
+				}
+			}
+		}
+	}
+	if checked < len(importRules) {
+		t.Fatalf("only %d of %d rules matched a package: a package moved?", checked, len(importRules))
+	}
+}
+
+func matches(pkg, pattern string) bool {
+	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == p || strings.HasPrefix(pkg, p+"/")
+	}
+	return pkg == pattern
+}

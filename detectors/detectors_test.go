@@ -1,0 +1,199 @@
+package detectors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tcpsentry/tcpsentry/flowtable"
+	"github.com/tcpsentry/tcpsentry/flowtable/decode"
+)
+
+const sec = int64(time.Second)
+
+func v4(a, b, c, d byte) (x [16]byte) {
+	x[0], x[1], x[2], x[3] = a, b, c, d
+	return x
+}
+
+var (
+	cli = v4(192, 0, 2, 7)
+	srv = v4(10, 0, 0, 5)
+)
+
+func seg(src [16]byte, sport uint16, dst [16]byte, dport uint16, flags uint8, seq, ack uint32, n int) decode.Packet {
+	return decode.Packet{Family: 4, Src: src, Dst: dst, SrcPort: sport, DstPort: dport,
+		Flags: flags, Seq: seq, Ack: ack, PayloadLen: n, Window: 1000}
+}
+
+const (
+	S  = decode.FlagSYN
+	A  = decode.FlagACK
+	RA = decode.FlagRST | decode.FlagACK
+	FA = decode.FlagFIN | decode.FlagACK
+)
+
+// harness is one worker's table + detectors with an unbounded sink.
+type harness struct {
+	t   *testing.T
+	tb  *flowtable.Table
+	set *Set
+	out *Out
+	got []Event
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t}
+	h.out = NewOut(4, func(evs []Event) { h.got = append(h.got, evs...) })
+	h.set = NewSet(Config{}, h.out, 0)
+	tb, err := flowtable.New(flowtable.Config{Capacity: 64, Seed: 9}, h.set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tb = tb
+	return h
+}
+
+func (h *harness) send(p decode.Packet, ts int64) {
+	c, s := h.tb.Packet(&p, ts)
+	h.set.Segment(c, &p, s, ts)
+}
+
+func (h *harness) end() []Event {
+	h.tb.Flush()
+	h.out.Flush()
+	return h.got
+}
+
+func TestConnectionRefused(t *testing.T) {
+	h := newHarness(t)
+	h.send(seg(cli, 41838, srv, 7211, S, 2154306034, 0, 0), 10*sec)
+	h.send(seg(srv, 7211, cli, 41838, RA, 0, 2154306035, 0), 10*sec+120_000)
+	evs := h.end()
+	if len(evs) != 1 {
+		t.Fatalf("%d events: %+v", len(evs), evs)
+	}
+	e := evs[0]
+	if e.Type != TypeConnectionRefused || e.Cause != CauseNoListener || e.Severity != SeverityNotice {
+		t.Fatalf("event %v/%v/%v", e.Type, e.Cause, e.Severity)
+	}
+	if e.Client.Addr != cli || e.Client.Port != 41838 || e.Server.Addr != srv || e.Server.Port != 7211 || e.Family != 4 {
+		t.Fatalf("endpoints %+v %+v", e.Client, e.Server)
+	}
+	if e.Start != 10*sec || e.End != 10*sec+120_000 || e.Count != 1 {
+		t.Fatalf("times %d %d count %d", e.Start, e.End, e.Count)
+	}
+	if v, _ := e.Lookup(EvSynRetransmits); v != 0 {
+		t.Fatalf("syn_retransmits %d", v)
+	}
+	if got := string(e.History[:e.HistoryLen]); got != "Sr" {
+		t.Fatalf("history %q", got)
+	}
+}
+
+func TestSynUnansweredByRetransmissions(t *testing.T) {
+	h := newHarness(t)
+	// Retransmissions every 0.9 s: the third comes before the 3 s timer.
+	for i := int64(0); i < 5; i++ {
+		h.send(seg(cli, 50000, srv, 9090, S, 42, 0, 0), i*900*int64(time.Millisecond))
+	}
+	evs := h.end()
+	if len(evs) != 1 || evs[0].Type != TypeSynUnanswered || evs[0].Cause != CauseSilentDrop {
+		t.Fatalf("events %+v", evs)
+	}
+	e := evs[0]
+	if n, _ := e.Lookup(EvSynRetransmits); n != 3 {
+		t.Fatalf("syn_retransmits %d", n)
+	}
+	if w, _ := e.Lookup(EvWaitMs); w != 2700 || e.End != 2700*int64(time.Millisecond) {
+		t.Fatalf("wait_ms %d end %d", w, e.End)
+	}
+}
+
+func TestSynUnansweredByTimer(t *testing.T) {
+	h := newHarness(t)
+	h.send(seg(cli, 50001, srv, 9090, S, 42, 0, 0), 0)
+	h.send(seg(cli, 50001, srv, 9090, S, 42, 0, 0), sec)
+	// Another flow's packet moves the clock past the deadline.
+	h.send(seg(cli, 50002, srv, 80, S, 1, 0, 0), 4*sec)
+	h.send(seg(srv, 80, cli, 50002, RA, 0, 2, 0), 4*sec+1)
+	evs := h.end()
+	if len(evs) != 2 {
+		t.Fatalf("events %+v", evs)
+	}
+	e := evs[0]
+	if e.Type != TypeSynUnanswered || e.End != 3*sec || e.Client.Port != 50001 {
+		t.Fatalf("event %+v", e)
+	}
+	if w, _ := e.Lookup(EvWaitMs); w != 3000 {
+		t.Fatalf("wait_ms %d", w)
+	}
+	if evs[1].Type != TypeConnectionRefused {
+		t.Fatalf("second event %v", evs[1].Type)
+	}
+}
+
+func TestSynUnansweredAtEndOfCapture(t *testing.T) {
+	h := newHarness(t)
+	h.send(seg(cli, 50003, srv, 9090, S, 42, 0, 0), 5*sec)
+	h.send(seg(cli, 50003, srv, 9090, S, 42, 0, 0), 6*sec)
+	evs := h.end() // the capture ends 1 s after the SYN
+	if len(evs) != 1 || evs[0].Type != TypeSynUnanswered || evs[0].End != 6*sec {
+		t.Fatalf("events %+v", evs)
+	}
+	if n, _ := evs[0].Lookup(EvSynRetransmits); n != 1 {
+		t.Fatalf("syn_retransmits %d", n)
+	}
+}
+
+func TestCleanConnectionIsSilent(t *testing.T) {
+	h := newHarness(t)
+	ms := int64(time.Millisecond)
+	h.send(seg(cli, 50004, srv, 80, S, 100, 0, 0), 0)
+	h.send(seg(srv, 80, cli, 50004, S|A, 900, 101, 0), 1*ms)
+	h.send(seg(cli, 50004, srv, 80, A, 101, 901, 0), 2*ms)
+	h.send(seg(cli, 50004, srv, 80, A, 101, 901, 10), 3*ms)
+	h.send(seg(srv, 80, cli, 50004, A, 901, 111, 50), 4*ms)
+	h.send(seg(cli, 50004, srv, 80, FA, 111, 951, 0), 5*ms)
+	h.send(seg(srv, 80, cli, 50004, FA, 951, 112, 0), 6*ms)
+	h.send(seg(cli, 50004, srv, 80, A, 112, 952, 0), 7*ms)
+	// A late SYN/ACK (slow server) within the timeout is no event.
+	h.send(seg(cli, 50005, srv, 80, S, 7, 0, 0), 10*ms)
+	h.send(seg(srv, 80, cli, 50005, S|A, 70, 8, 0), 2*sec)
+	// A RST that ends a finished exchange is normal.
+	h.send(seg(cli, 50006, srv, 80, S, 1, 0, 0), 3*sec)
+	h.send(seg(srv, 80, cli, 50006, S|A, 9, 2, 0), 3*sec+ms)
+	h.send(seg(cli, 50006, srv, 80, A, 2, 10, 5), 3*sec+2*ms)
+	h.send(seg(srv, 80, cli, 50006, RA, 10, 7, 0), 3*sec+3*ms)
+	if evs := h.end(); len(evs) != 0 {
+		t.Fatalf("events on clean traffic: %+v", evs)
+	}
+}
+
+func TestOutDropsWhenFullWithoutFlush(t *testing.T) {
+	o := NewOut(2, nil)
+	e := Event{Type: TypeSynUnanswered}
+	for i := 0; i < 5; i++ {
+		o.Emit(&e)
+	}
+	if o.Len() != 2 || o.Dropped != 3 || len(o.Take()) != 2 || o.Len() != 0 {
+		t.Fatalf("len %d dropped %d", o.Len(), o.Dropped)
+	}
+}
+
+func TestNamesComplete(t *testing.T) {
+	for i := Type(1); i < NumTypes; i++ {
+		if typeNames[i] == "" {
+			t.Errorf("type %d has no name", i)
+		}
+	}
+	for i := Cause(1); i < NumCauses; i++ {
+		if causeNames[i] == "" {
+			t.Errorf("cause %d has no name", i)
+		}
+	}
+	for i := EvidenceKey(0); i < NumEvidenceKeys; i++ {
+		if evidenceNames[i] == "" {
+			t.Errorf("evidence %d has no name", i)
+		}
+	}
+}
