@@ -65,7 +65,7 @@ func (e *Event) AddEvidence(k EvidenceKey, v int64) {
 
 // Lookup returns the value of evidence k and whether it is present.
 func (e *Event) Lookup(k EvidenceKey) (int64, bool) {
-	for i := 0; i < int(e.NEvidence); i++ {
+	for i := range min(int(e.NEvidence), MaxEvidence) {
 		if e.Evidence[i].Key == k {
 			return e.Evidence[i].Value, true
 		}

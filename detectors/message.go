@@ -16,9 +16,13 @@ func AppendMessage(dst []byte, e *Event) []byte {
 		dst = appendEndpoint(dst, e.Family, e.Client)
 		dst = append(dst, " with a RST/ACK: nothing listens on that port"...)
 		if d, ok := e.Lookup(EvRstDelayMs); ok {
-			dst = append(dst, " (answered in "...)
-			dst = strconv.AppendInt(dst, d, 10)
-			dst = append(dst, " ms)"...)
+			if d == 0 {
+				dst = append(dst, " (answered in under 1 ms)"...)
+			} else {
+				dst = append(dst, " (answered in "...)
+				dst = strconv.AppendInt(dst, d, 10)
+				dst = append(dst, " ms)"...)
+			}
 		}
 	case TypeSynUnanswered:
 		dst = append(dst, "client "...)
@@ -36,7 +40,7 @@ func AppendMessage(dst []byte, e *Event) []byte {
 		}
 		switch e.Cause {
 		case CauseSilentDrop:
-			dst = append(dst, "; the server answered no other SYN to that port either: a firewall or the host drops them silently"...)
+			dst = append(dst, ": a firewall or the server's host drops them silently"...)
 		}
 	default:
 		dst = append(dst, e.Type.String()...)

@@ -103,10 +103,13 @@ const slotMask = 1<<slotBits - 1
 // probing and backward-shift deletion, so there are no tombstones and
 // probe sequences stay short under churn.
 type Table struct {
-	conns   []Conn
-	index   []uint64 // hash bits above slotBits | slot+1; 0 = empty
-	mask    uint64
-	free    uint32 // free list through Conn.next (slab index + 1)
+	conns []Conn
+	index []uint64 // hash bits above slotBits | slot+1; 0 = empty
+	mask  uint64
+	free  uint32 // free list through Conn.next (slab index + 1)
+	// fresh counts slots ever used: slots above it have never been
+	// touched, so a large table costs resident memory only as it fills.
+	fresh   uint32
 	h       Handler
 	hasher  Hasher
 	now     int64
@@ -154,12 +157,6 @@ func New(cfg Config, h Handler) (*Table, error) {
 	t.timeout[classHalfOpen] = def(cfg.HalfOpen, DefaultHalfOpen)
 	t.timeout[classEstablished] = def(cfg.Established, DefaultEstablished)
 	t.timeout[classClosed] = def(cfg.Closed, DefaultClosed)
-	for i := range t.conns {
-		t.conns[i].self = uint32(i + 1)
-		t.conns[i].next = uint32(i + 2)
-	}
-	t.conns[len(t.conns)-1].next = 0
-	t.free = 1
 	t.nextDue = 1<<63 - 1
 	return t, nil
 }
@@ -222,7 +219,11 @@ func (t *Table) upsert(k *Key) (c *Conn, created bool) {
 			}
 		}
 	}
-	if t.free == 0 {
+	if t.free == 0 && int(t.fresh) < len(t.conns) {
+		t.fresh++
+		t.conns[t.fresh-1].next = 0
+		t.free = t.fresh
+	} else if t.free == 0 {
 		t.evictOldest()
 		// The backward shift of the eviction may have moved entries
 		// into our probe path: find the free position again.
