@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/tcpsentry/tcpsentry/bench/netlab"
+)
+
+// wireEvent is the part of a JSON event the end-to-end tests check.
+type wireEvent struct {
+	Event struct {
+		Action string `json:"action"`
+		Reason string `json:"reason"`
+	} `json:"event"`
+	Source struct {
+		IP   string `json:"ip"`
+		Port uint16 `json:"port"`
+	} `json:"source"`
+	Destination struct {
+		IP   string `json:"ip"`
+		Port uint16 `json:"port"`
+	} `json:"destination"`
+}
+
+func (e wireEvent) String() string {
+	c := netip.AddrPortFrom(netip.MustParseAddr(e.Source.IP), e.Source.Port)
+	s := netip.AddrPortFrom(netip.MustParseAddr(e.Destination.IP), e.Destination.Port)
+	return fmt.Sprintf("%s/%s %s -> %s", e.Event.Action, e.Event.Reason, c, s)
+}
+
+// replay runs the CLI in-process and returns exit code, events, stderr.
+func replay(t *testing.T, args ...string) (int, []string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"replay"}, args...), &out, &errb)
+	var evs []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var e wireEvent
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("event is not JSON: %v\n%s", err, line)
+		}
+		evs = append(evs, e.String())
+	}
+	sort.Strings(evs)
+	return code, evs, errb.String()
+}
+
+func expected(sc netlab.ShippedCapture) []string {
+	var want []string
+	for _, e := range sc.Events() {
+		want = append(want, fmt.Sprintf("%s/%s %s -> %s", e.Action, e.Reason, e.Client, e.Server))
+	}
+	sort.Strings(want)
+	return want
+}
+
+// TestReplayShippedCaptures: real kernel traffic (testdata/, made by
+// bench/netlab) gives exactly the expected events, with any number of
+// workers, and clean traffic gives none.
+func TestReplayShippedCaptures(t *testing.T) {
+	if len(netlab.ShippedCaptures) < 3 {
+		t.Fatalf("only %d shipped captures", len(netlab.ShippedCaptures))
+	}
+	for _, sc := range netlab.ShippedCaptures {
+		for _, workers := range []string{"1", "2", "3"} {
+			t.Run(sc.File+"/workers="+workers, func(t *testing.T) {
+				code, evs, stderr := replay(t, "--workers", workers, filepath.Join("../../testdata", sc.File))
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, stderr)
+				}
+				want := expected(sc)
+				if strings.Join(evs, "\n") != strings.Join(want, "\n") {
+					t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(evs, "\n"), strings.Join(want, "\n"))
+				}
+				if !strings.Contains(stderr, fmt.Sprintf("%d created", len(sc.Conns))) {
+					t.Fatalf("summary does not report %d flows:\n%s", len(sc.Conns), stderr)
+				}
+			})
+		}
+	}
+}
+
+func TestReplayDemoSummary(t *testing.T) {
+	code, evs, stderr := replay(t, "../../testdata/demo.pcap")
+	if code != 0 || len(evs) != 2 {
+		t.Fatalf("exit %d, %d events: %s", code, len(evs), stderr)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("packets   %d ", countPackets(t, "../../testdata/demo.pcap")), "6 created", "1 syn_unanswered, 1 connection_refused", "not TCP   none",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestReplayBadFiles: every bad input gets one clear line naming the
+// file and the problem, and exit 1; a truncated last record is a warning.
+func TestReplayBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	demo, err := os.ReadFile("../../testdata/demo.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// A record header in the middle claiming 1 GiB: corrupt.
+	corrupt := bytes.Clone(demo)
+	rec2 := 24 + 16 + int(le32(corrupt[24+8:])) // second record header
+	copy(corrupt[rec2+8:], []byte{0, 0, 0, 0x40})
+	copy(corrupt[rec2+12:], []byte{0, 0, 0, 0x40})
+	// The link type field of the file header: 105 (IEEE 802.11).
+	wifi := bytes.Clone(demo)
+	wifi[20], wifi[21], wifi[22], wifi[23] = 105, 0, 0, 0
+
+	cases := []struct {
+		name, path string
+		code       int
+		stderr     []string // substrings of the first line
+	}{
+		{"missing", filepath.Join(dir, "nope.pcap"), 1, []string{"nope.pcap", "no such file"}},
+		{"directory", dir, 1, []string{"is a directory"}},
+		{"empty", write("empty.pcap", nil), 1, []string{"empty.pcap", "not a pcap or pcapng file", "empty"}},
+		{"text", write("notes.txt", []byte("hello, this is not a capture at all\n")), 1, []string{"notes.txt", "not a pcap or pcapng file"}},
+		{"header only", write("header.pcap", demo[:24]), 0, nil},
+		{"short header", write("short.pcap", demo[:10]), 1, []string{"short.pcap", "not a pcap or pcapng file"}},
+		{"corrupt record", write("corrupt.pcap", corrupt), 1, []string{"corrupt.pcap", "record 2"}},
+		{"unsupported link", write("wifi.pcap", wifi), 1, []string{"wifi.pcap", "link type 105"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, evs, stderr := replay(t, "--quiet", c.path)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, c.code, stderr)
+			}
+			first, _, _ := strings.Cut(stderr, "\n")
+			for _, s := range c.stderr {
+				if !strings.Contains(first, s) {
+					t.Errorf("first stderr line %q lacks %q", first, s)
+				}
+			}
+			if c.code != 0 && c.name != "corrupt record" && len(evs) != 0 {
+				t.Errorf("events on a bad file: %v", evs)
+			}
+		})
+	}
+
+	t.Run("truncated last record", func(t *testing.T) {
+		p := write("cut.pcap", demo[:len(demo)-7])
+		code, evs, stderr := replay(t, p)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		n := countPackets(t, "../../testdata/demo.pcap") - 1
+		if !strings.Contains(stderr, "warning") || !strings.Contains(stderr, "truncated") || !strings.Contains(stderr, fmt.Sprintf("packets   %d ", n)) {
+			t.Fatalf("stderr:\n%s", stderr)
+		}
+		if len(evs) != 2 {
+			t.Fatalf("events before the cut lost: %v", evs)
+		}
+	})
+}
+
+// countPackets counts a pcap's records with pcapgo, independently of ring.
+func countPackets(t *testing.T, name string) int {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, _, err := r.ReadPacketData(); err != nil {
+			return n
+		}
+		n++
+	}
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func TestUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "usage") {
+		t.Fatalf("no args: exit %d", code)
+	}
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+	if code := run([]string{"replay"}, &out, &errb); code != 2 {
+		t.Fatalf("replay without file: exit %d", code)
+	}
+	if code := run([]string{"replay", "--workers", "-1", "x"}, &out, &errb); code != 2 {
+		t.Fatalf("bad workers: exit %d", code)
+	}
+}
