@@ -1,0 +1,144 @@
+package sensor
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/tcpsentry/tcpsentry/detectors"
+	"github.com/tcpsentry/tcpsentry/flowtable"
+	"github.com/tcpsentry/tcpsentry/flowtable/decode"
+	"github.com/tcpsentry/tcpsentry/ring"
+)
+
+// loadBatch reads a whole capture into a batch of frames.
+func loadBatch(t *testing.T, name string) *ring.Batch {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ring.NewBatch(1024)
+	b.Link = ring.LinkType(r.LinkType())
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Frames[b.N], b.TS[b.N], b.WireLen[b.N] = data, ci.Timestamp.UnixNano(), ci.Length
+		b.N++
+	}
+	return b
+}
+
+// withVLAN returns a copy of an Ethernet batch with the tags inserted
+// after the MAC addresses of every frame.
+func withVLAN(b *ring.Batch, tag ...byte) *ring.Batch {
+	v := ring.NewBatch(b.N)
+	v.Link, v.N = b.Link, b.N
+	for i := 0; i < b.N; i++ {
+		f := b.Frames[i]
+		g := append(append(append([]byte{}, f[:12]...), tag...), f[12:]...)
+		v.Frames[i], v.TS[i], v.WireLen[i] = g, b.TS[i], b.WireLen[i]+len(tag)
+	}
+	return v
+}
+
+func newTestWorker(t *testing.T, got *[]detectors.Event) *Worker {
+	t.Helper()
+	w, err := newWorker(nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{}, 0,
+		func(evs []detectors.Event) { *got = append(*got, evs...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestProcessAllocatesNothing: the whole per-packet path (decode, flow
+// table, detectors, event emission) allocates nothing, over real frames
+// with handshakes, data, FIN, RST/ACK, unanswered SYNs, IPv6, VLAN and
+// QinQ, Ethernet and Linux SLL2.
+func TestProcessAllocatesNothing(t *testing.T) {
+	batches := []*ring.Batch{
+		loadBatch(t, "../../../testdata/demo.pcap"),
+		loadBatch(t, "../../../testdata/refused_any.pcap"),
+	}
+	batches = append(batches,
+		withVLAN(batches[0], 0x81, 0x00, 0x00, 100),                        // 802.1Q VLAN 100
+		withVLAN(batches[0], 0x88, 0xa8, 0x00, 200, 0x81, 0x00, 0x00, 100)) // QinQ 200/100
+	// Packet time must not run backwards across the batches: lay the
+	// captures out one after the other, 100 s apart.
+	for k, b := range batches {
+		base := batches[0].TS[0] + int64(k)*100e9 - b.TS[0]
+		for i := 0; i < b.N; i++ {
+			b.TS[i] += base
+		}
+	}
+	var got []detectors.Event
+	w := newTestWorker(t, &got)
+	got = make([]detectors.Event, 0, 1<<16) // the sink's growth is not the worker's
+	shift := int64(0)
+	run := func() {
+		for _, b := range batches {
+			for i := 0; i < b.N; i++ {
+				b.TS[i] += shift // every run is a new hour: new connections, same ports
+			}
+			w.Process(b)
+		}
+		shift = 3600e9
+	}
+	run() // warm up
+	if w.stats.Packets == 0 || len(got) == 0 {
+		t.Fatalf("warm-up saw %d packets, %d events", w.stats.Packets, len(got))
+	}
+	for r, n := range w.stats.Drops {
+		if n != 0 && decode.Reason(r) != decode.OK {
+			t.Fatalf("%d decode drops (%s) on real frames", n, decode.Reason(r))
+		}
+	}
+	// AllocsPerRun runs once more to warm up: 52 runs in all.
+	if allocs := testing.AllocsPerRun(50, run); allocs != 0 {
+		t.Fatalf("%v allocations per run of %d packets", allocs, w.stats.Packets/52)
+	}
+	if c := w.det.Counts; c[detectors.TypeConnectionRefused] != 52*(1+2+1+1) || c[detectors.TypeSynUnanswered] != 52*(1+2+1+1) {
+		t.Fatalf("%d refused, %d unanswered", c[detectors.TypeConnectionRefused], c[detectors.TypeSynUnanswered])
+	}
+}
+
+// TestReplayWorkersAgree: the events of a replay do not depend on the
+// number of workers.
+func TestReplayWorkersAgree(t *testing.T) {
+	data, err := os.ReadFile("../../../testdata/refused_any.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []Summary
+	for _, n := range []int{1, 2, 4} {
+		var out bytes.Buffer
+		s, err := Replay(context.Background(), bytes.NewReader(data), Config{Workers: n, Flows: 1000}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Count(out.Bytes(), []byte("\n")); uint64(got) != s.EventsTotal() {
+			t.Fatalf("%d lines for %d events", got, s.EventsTotal())
+		}
+		sums = append(sums, s)
+	}
+	for _, s := range sums[1:] {
+		if s.Events != sums[0].Events || s.Packets != sums[0].Packets || s.Flows.Created != sums[0].Flows.Created {
+			t.Fatalf("workers=%d differs: %+v vs %+v", s.Workers, s, sums[0])
+		}
+	}
+}
