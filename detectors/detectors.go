@@ -142,6 +142,9 @@ func (s *Set) begin(e *Event, c *flowtable.Conn, t Type) bool {
 	if c.Midstream {
 		e.Capture |= CaptureMidstream
 	}
+	if c.SynAckUnseen {
+		e.Capture |= CaptureOneSided
+	}
 	return true
 }
 

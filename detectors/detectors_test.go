@@ -169,6 +169,20 @@ func TestCleanConnectionIsSilent(t *testing.T) {
 	}
 }
 
+// TestOneSidedCaptureIsSilent: a SPAN that sees only the client's
+// direction shows SYN, then ACKs and data; the SYN was answered.
+func TestOneSidedCaptureIsSilent(t *testing.T) {
+	h := newHarness(t)
+	ms := int64(time.Millisecond)
+	h.send(seg(cli, 50010, srv, 80, S, 100, 0, 0), 0)
+	h.send(seg(cli, 50010, srv, 80, A, 101, 5001, 0), 1*ms)
+	h.send(seg(cli, 50010, srv, 80, A, 101, 5001, 100), 2*ms)
+	h.send(seg(cli, 50010, srv, 80, A, 201, 9001, 0), 5*sec)
+	if evs := h.end(); len(evs) != 0 {
+		t.Fatalf("events on a one-sided capture: %+v", evs)
+	}
+}
+
 func TestOutDropsWhenFullWithoutFlush(t *testing.T) {
 	o := NewOut(2, nil)
 	e := Event{Type: TypeSynUnanswered}

@@ -62,8 +62,11 @@ type Conn struct {
 	// with the higher port) is endpoint A of Key.
 	ClientIsA bool
 	Midstream bool // the connection was picked up without its SYN
-	Stage     Stage
-	Side      [2]Side // Client, Server
+	// SynAckUnseen: the client acknowledged a SYN/ACK the sensor did not
+	// see (one-sided capture or capture loss).
+	SynAckUnseen bool
+	Stage        Stage
+	Side         [2]Side // Client, Server
 
 	ID        uint64 // flow id, stable for the life of the connection (53 bits)
 	FirstTS   int64  // first packet

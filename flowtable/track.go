@@ -138,10 +138,21 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			s.MaxAck = a
 			s.Flags |= SideAcked
 		}
-		if fromClient && !syn && c.Stage == StageSynRcvd && o.Has(SideISN) && a == o.ISN+1 {
+		switch {
+		case fromClient && !syn && c.Stage == StageSynRcvd && o.Has(SideISN) && a == o.ISN+1:
 			c.Stage = StageEstablished
 			c.EstTS = ts
 			seg |= SegHandshakeAck
+		case fromClient && !syn && c.Stage == StageSynSent:
+			// The client acknowledges a SYN/ACK the sensor never saw: the
+			// capture misses the server's direction (one-sided SPAN) or
+			// lost it. The SYN was answered; do not time it out.
+			c.Stage = StageEstablished
+			c.EstTS = ts
+			c.SynAckUnseen = true
+			if c.deadline != 0 {
+				t.unlinkTimer(c, c.self)
+			}
 		}
 	}
 
