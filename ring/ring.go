@@ -2,7 +2,7 @@
 // change) and the replay of pcap/pcapng recordings. Both hand frames to
 // workers in batches through Source. ring knows frames, capture timestamps,
 // link types and drops; it knows nothing about IP or TCP, so the software
-// fanout of replay asks its caller for the flow hash (Config.Hash).
+// fanout of replay asks its caller for the flow hash (ReplayConfig.Hash).
 package ring
 
 import "errors"
