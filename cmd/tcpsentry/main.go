@@ -18,6 +18,13 @@ import (
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 )
 
+// Limits of the replay flags: beyond them a typo would reserve absurd
+// amounts of memory.
+const (
+	maxWorkers = 1024
+	maxFlows   = 100_000_000
+)
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
@@ -94,8 +101,13 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if cfg.Workers < 0 || cfg.Flows < 1 {
-		fmt.Fprintln(stderr, "tcpsentry: --workers must be >= 0 and --flows >= 1")
+	if cfg.Workers < 0 || cfg.Workers > maxWorkers {
+		fmt.Fprintf(stderr, "tcpsentry: --workers must be between 0 (one per CPU) and %d\n", maxWorkers)
+		return 2
+	}
+	if cfg.Flows < 1 || cfg.Flows > maxFlows {
+		// A flow costs about 340 bytes of address space (resident as used).
+		fmt.Fprintf(stderr, "tcpsentry: --flows must be between 1 and %d\n", maxFlows)
 		return 2
 	}
 	cfg.Version = version

@@ -115,9 +115,8 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 	for i, src := range srcs {
 		w, err := newWorker(src, tcfg, cfg.Detectors, 0, pub.send)
 		if err != nil {
-			for _, s := range srcs {
-				s.Close()
-			}
+			rp.Close()
+			pub.close()
 			return Summary{}, err
 		}
 		workers[i] = w
