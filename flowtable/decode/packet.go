@@ -62,7 +62,7 @@ type Packet struct {
 	Src, Dst [16]byte // IPv4 in the first 4 bytes, rest zero
 	TTL      uint8    // IPv4 TTL or IPv6 hop limit
 	IPID     uint16   // IPv4 identification (0 for IPv6)
-	IPLen    int      // IP total length from the header (IPv6: 40 + payload length)
+	IPLen    int      // IP total length from the header (IPv6: 40 + payload length); the captured length if the header says 0 (TSO, BIG TCP, jumbogram)
 
 	// L4
 	SrcPort, DstPort uint16
@@ -75,7 +75,8 @@ type Packet struct {
 
 	// PayloadLen is the TCP payload length on the wire, computed from the
 	// IP length fields, so it is right even when the capture snapped the
-	// frame. Payload is what was captured of it (a view into the frame).
+	// frame. Payload is what was captured of it (a view into the frame,
+	// its capacity capped at its length).
 	PayloadLen int
 	Payload    []byte
 
