@@ -100,9 +100,6 @@ type Conn struct {
 // TimerArmed reports whether the handshake timer is pending.
 func (c *Conn) TimerArmed() bool { return c.deadline != 0 }
 
-// Deadline is when the pending handshake timer fires (0: none).
-func (c *Conn) Deadline() int64 { return c.deadline }
-
 // ClientAddr returns the client's address and port.
 func (c *Conn) ClientAddr() ([16]byte, uint16) {
 	if c.ClientIsA {

@@ -202,7 +202,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 		s.TSval = p.TSval
 		s.Flags |= SideTS
 	}
-	t.history(c, p, fromClient)
+	c.history(p, fromClient)
 
 	// Keep the connection in the idle list of its stage; move a busy one
 	// to the tail at most once per relinkGranularity.
@@ -284,7 +284,8 @@ const (
 	histQ
 )
 
-func (t *Table) history(c *Conn, p *decode.Packet, fromClient bool) {
+// history records the Zeek history letters of a segment.
+func (c *Conn) history(p *decode.Packet, fromClient bool) {
 	f := p.Flags
 	syn, fin, rst, ack := f&decode.FlagSYN != 0, f&decode.FlagFIN != 0, f&decode.FlagRST != 0, f&decode.FlagACK != 0
 	switch {
