@@ -27,6 +27,9 @@ type CaptureStats struct {
 	Captured, ReceivedByFilter, DroppedByKernel int
 }
 
+// captureBufferKiB is tcpdump's ring buffer (-B).
+const captureBufferKiB = 32 << 10
+
 // captureSettle lets packets in flight reach tcpdump before Stop signals it.
 const captureSettle = 200 * time.Millisecond
 
@@ -45,8 +48,11 @@ func (l *Lab) Capture(s Side, iface, file, filter string) *Capture {
 	if file == "" {
 		file = filepath.Join(l.t.TempDir(), "capture.pcap")
 	}
+	// -B: in immediate mode libpcap uses TPACKET_V2 with frames of the
+	// full snap length (256 KiB), so its default 2 MiB ring holds only
+	// ~8 frames and a burst of SYNs overflows it; 32 MiB hold ~120.
 	args := []string{"netns", "exec", l.NS(s), "tcpdump", "-i", iface, "-w", file,
-		"--immediate-mode", "-U", "-n", "-Z", "root"}
+		"--immediate-mode", "-U", "-n", "-Z", "root", "-B", strconv.Itoa(captureBufferKiB)}
 	if iface == "any" {
 		// libpcap 1.10 picks SLL2 for "any"; say so for older ones.
 		args = append(args, "-y", "LINUX_SLL2")

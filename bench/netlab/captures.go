@@ -1,6 +1,8 @@
 package netlab
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -16,31 +18,153 @@ type Expected struct {
 	Action, Reason string // event.action and event.reason, or ""
 }
 
+// ExpectedEvent is one event the sensor must report for a capture.
+type ExpectedEvent struct {
+	Action, Reason string
+	// Client is event source; port 0 for aggregate events (failed_connection_rate,
+	// rst_storm) which name only the top client's address.
+	Client netip.AddrPort
+	Server netip.AddrPort
+	Count  int // tcpsentry.count when > 0 (rate-limited folds); 0 = not checked
+}
+
 // ShippedCapture describes one capture in the repository's testdata/:
-// how TestGenerateCaptures makes it, and what is in it.
+// how GenerateScenario makes it, and what is in it.
 type ShippedCapture struct {
-	File        string // name under testdata/
-	Title       string
-	Side        Side   // namespace tcpdump runs in
-	Iface       string // tcpdump -i
-	Filter      string // tcpdump filter expression
-	Link        layers.LinkType
-	Listen      []int // ports a Listener serves in the server namespace
-	Drop        []int // ports dropped in the server namespace
-	Dials       []Dial
-	Conns       []Expected // in the order of their first packet
+	File   string // name under testdata/; ".pcap.gz" is written gzip-compressed
+	Title  string
+	Side   Side   // namespace tcpdump runs in
+	Iface  string // tcpdump -i
+	Filter string // tcpdump filter expression
+	Link   layers.LinkType
+	Listen []int // ports a plain Listener serves in the server namespace
+	Drop   []int // ports dropped in the server namespace
+	Dials  []Dial
+	Conns  []Expected // in the order of their first packet; nil: not checked per connection
+
+	// Setup prepares the namespaces before the capture starts, beyond
+	// Listen and Drop (Listeners with a ListenConfig, sysctls, iptables
+	// rules). It runs on the test goroutine and may fail the test.
+	Setup func(l *Lab)
+	// Run drives the traffic instead of MustConnect(Dials...) when set
+	// (crafted clients, concurrency, timing). It may use goroutines; an
+	// error fails the generation.
+	Run func(l *Lab) error
+	// Expect, when non-nil, is the complete list of expected events, used
+	// instead of the events of Conns (see Want).
+	Expect []ExpectedEvent
+	// Check proves that a capture shows the story, packet by packet (SYN/ACKs
+	// re-sent, RSTs, bare ACKs, ...). CheckFile runs it on every generated
+	// and every committed file, so it must hold however the kernel's timing
+	// falls.
+	Check func(tr *Trace) error
+	// Facts, when set, tells in words what the kernel did in the capture
+	// (for the README section).
+	Facts func(tr *Trace) string
+	// PartialChecksums says the capture carries the partial TCP checksums
+	// of checksum offload (captures on lo, whose offload cannot be turned
+	// off); otherwise every checksum must verify.
+	PartialChecksums bool
+
 	Description string
 }
 
-// Events returns the events the sensor must report for c, in order.
+// Events returns the events the sensor must report for c, in order: Expect
+// when it is non-nil (Outcome empty), else those of Conns.
 func (c ShippedCapture) Events() []Expected {
 	var ev []Expected
+	if c.Expect != nil {
+		for _, e := range c.Expect {
+			ev = append(ev, Expected{Client: e.Client, Server: e.Server, Action: e.Action, Reason: e.Reason})
+		}
+		return ev
+	}
 	for _, e := range c.Conns {
 		if e.Action != "" {
 			ev = append(ev, e)
 		}
 	}
 	return ev
+}
+
+// Want returns the complete list of events the sensor must report for c:
+// Expect if non-nil, else the events of Conns (with Count 0).
+func (c ShippedCapture) Want() []ExpectedEvent {
+	if c.Expect != nil {
+		return c.Expect
+	}
+	var ev []ExpectedEvent
+	for _, e := range c.Conns {
+		if e.Action != "" {
+			ev = append(ev, ExpectedEvent{Action: e.Action, Reason: e.Reason, Client: e.Client, Server: e.Server})
+		}
+	}
+	return ev
+}
+
+// CheckFile checks the capture at path against c: its link type, its
+// checksums, its connections (when Conns is set) and c.Check.
+func (c ShippedCapture) CheckFile(path string) error {
+	tr, err := ReadTrace(path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if tr.Link != c.Link {
+		errs = append(errs, fmt.Errorf("link type %v, want %v", tr.Link, c.Link))
+	}
+	if n := tr.BadChecksums(); n > 0 && !c.PartialChecksums {
+		errs = append(errs, fmt.Errorf("%d segments with a wrong TCP checksum (was transmit offload on?)", n))
+	}
+	if c.Conns != nil {
+		errs = append(errs, c.checkConns(tr.Conns)...)
+	}
+	if c.Check != nil {
+		if err := c.Check(tr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// checkConns compares a capture's connections with c.Conns (and the
+// clean ones' response bytes with c.Dials).
+func (c ShippedCapture) checkConns(conns []Conn) []error {
+	if len(conns) != len(c.Conns) {
+		return []error{fmt.Errorf("%d connections, want %d", len(conns), len(c.Conns))}
+	}
+	var errs []error
+	for i, got := range conns {
+		w := c.Conns[i]
+		if got.Client != w.Client || got.Server != w.Server || got.Outcome() != w.Outcome {
+			errs = append(errs, fmt.Errorf("connection %d is %v; want client %v -> server %v %s", i, got, w.Client, w.Server, w.Outcome))
+		}
+		switch w.Outcome {
+		case OutcomeRefused:
+			if got.SYNs != 1 || got.ServerRSTACKs != 1 || got.Packets != 2 {
+				errs = append(errs, fmt.Errorf("refused connection %d: want SYN, RST/ACK: %v", i, got))
+			}
+		case OutcomeUnanswered:
+			if got.SYNs != 4 || got.Packets != 4 {
+				errs = append(errs, fmt.Errorf("unanswered connection %d: want 4 SYNs: %v", i, got))
+			}
+		case OutcomeFIN, OutcomeRST:
+			if i >= len(c.Dials) {
+				break
+			}
+			d := c.Dials[i]
+			if got.ServerBytes != d.Exchanges*d.Response || got.SYNs != 1 || got.SYNACKs != 1 {
+				errs = append(errs, fmt.Errorf("clean connection %d: want 1 SYN, 1 SYN/ACK, %d response bytes: %v", i, d.Exchanges*d.Response, got))
+			}
+			if w.Outcome == OutcomeRST && (got.ClientRSTs != 1 || got.ServerRSTs != 0) {
+				errs = append(errs, fmt.Errorf("connection %d: want one RST from the client: %v", i, got))
+			}
+		}
+	}
+	return errs
 }
 
 // The lab's server ports in the shipped captures.

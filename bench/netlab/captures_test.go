@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpsentry/tcpsentry/bench/netlab"
 )
@@ -16,110 +18,96 @@ const testdata = "../../testdata"
 
 const updateEnv = "TCPSENTRY_UPDATE_TESTDATA"
 
-// TestGenerateCaptures remakes the captures in testdata/ and their section
-// of testdata/README.md. It runs only with TCPSENTRY_UPDATE_TESTDATA=1:
+// TestGenerateCaptures remakes the captures of netlab.ShippedCaptures in
+// testdata/ and their section of testdata/README.md. It runs only with
+// TCPSENTRY_UPDATE_TESTDATA=1:
 //
 //	sudo TCPSENTRY_UPDATE_TESTDATA=1 go test ./bench/netlab -run TestGenerateCaptures -count=1 -v
 func TestGenerateCaptures(t *testing.T) {
+	generate(t, netlab.ShippedCaptures, beginMark, endMark, "")
+}
+
+// TestGenerateScenarios remakes the captures of netlab.Scenarios (the
+// scenario library) in testdata/ and their section of testdata/README.md.
+// It runs only with TCPSENTRY_UPDATE_TESTDATA=1; -run
+// 'TestGenerateScenarios/seed000' remakes one (the README section is made
+// from the files in testdata/, so it covers them all):
+//
+//	sudo TCPSENTRY_UPDATE_TESTDATA=1 go test ./bench/netlab -run TestGenerateScenarios -count=1 -v
+func TestGenerateScenarios(t *testing.T) {
+	generate(t, netlab.Scenarios, scenariosBegin, scenariosEnd, scenariosIntro)
+}
+
+func generate(t *testing.T, list []netlab.ShippedCapture, begin, end, intro string) {
 	if os.Getenv(updateEnv) != "1" {
 		t.Skip(updateEnv + "=1 not set; not regenerating testdata/")
 	}
 	var sections []string
-	for _, sc := range netlab.ShippedCaptures {
-		tmp := filepath.Join(t.TempDir(), sc.File)
-		var cmdline string
+	for _, sc := range list {
+		dst := filepath.Join(testdata, sc.File)
 		t.Run(sc.File, func(t *testing.T) {
-			lab := netlab.New(t)
-			if !lab.Checksums {
-				t.Fatal("install ethtool: shipped captures must carry full checksums")
+			tmp := filepath.Join(t.TempDir(), sc.File)
+			start := time.Now()
+			netlab.GenerateScenario(t, sc, tmp)
+			if err := copyFile(tmp, dst); err != nil {
+				t.Fatal(err)
 			}
-			for _, p := range sc.Listen {
-				lab.Listen(p, netlab.ListenConfig{})
-			}
-			for _, p := range sc.Drop {
-				lab.Drop(p)
-			}
-			cp := lab.Capture(sc.Side, sc.Iface, tmp, sc.Filter)
-			res := lab.MustConnect(sc.Dials...)
-			st := cp.Stop()
-			t.Logf("%s: %+v", sc.File, st)
-			for i, r := range res {
-				t.Logf("dial %d: %+v", i, r)
-			}
-			checkCapture(t, tmp, sc)
-			cmdline = fmt.Sprintf("ip netns exec %s tcpdump -i %s -w %s --immediate-mode -U -n -Z root", "tsn-XXXXXXXX-"+sc.Side.String()[:1], sc.Iface, sc.File)
-			if sc.Iface == "any" {
-				cmdline += " -y LINUX_SLL2"
-			}
-			cmdline += " " + sc.Filter
+			t.Logf("%s: made in %v", sc.File, time.Since(start).Round(time.Millisecond))
 		})
 		if t.Failed() {
 			t.Fatalf("%s: not written", sc.File)
 		}
-		if err := copyFile(tmp, filepath.Join(testdata, sc.File)); err != nil {
-			t.Fatal(err)
+		if _, err := os.Stat(dst); err != nil {
+			t.Logf("%s: not in testdata/ yet; no README section", sc.File)
+			continue
 		}
-		sections = append(sections, readmeSection(t, sc, filepath.Join(testdata, sc.File), cmdline))
+		sections = append(sections, readmeSection(t, sc, dst))
 	}
-	if err := updateReadme(filepath.Join(testdata, "README.md"), strings.Join(sections, "\n")); err != nil {
+	if err := updateReadme(filepath.Join(testdata, "README.md"), begin, end, intro+strings.Join(sections, "\n")); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // TestShippedCaptures checks the committed captures against
-// netlab.ShippedCaptures. It needs no privileges.
+// netlab.ShippedCaptures and netlab.Scenarios. It needs no privileges.
 func TestShippedCaptures(t *testing.T) {
-	for _, sc := range netlab.ShippedCaptures {
+	for _, sc := range slices.Concat(netlab.ShippedCaptures, netlab.Scenarios) {
 		t.Run(sc.File, func(t *testing.T) {
 			path := filepath.Join(testdata, sc.File)
 			fi, err := os.Stat(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fi.Size() > 64<<10 {
-				t.Errorf("%s is %d bytes; keep shipped captures small", path, fi.Size())
+			limit := int64(64 << 10)
+			if strings.HasSuffix(sc.File, ".gz") {
+				limit = 256 << 10
+			}
+			if fi.Size() > limit {
+				t.Errorf("%s is %d bytes, over %d; keep shipped captures small", path, fi.Size(), limit)
 			}
 			checkCapture(t, path, sc)
 		})
 	}
 }
 
-// checkCapture compares the connections in path with sc.Conns.
+// checkCapture checks the capture at path against sc (netlab's CheckFile).
 func checkCapture(t *testing.T, path string, sc netlab.ShippedCapture) {
 	t.Helper()
-	conns := summarize(t, path, sc.Link)
-	if len(conns) != len(sc.Conns) {
-		t.Fatalf("%s: %d connections, want %d", path, len(conns), len(sc.Conns))
-	}
-	for i, c := range conns {
-		w := sc.Conns[i]
-		if c.Client != w.Client || c.Server != w.Server || c.Outcome() != w.Outcome {
-			t.Errorf("%s: connection %d is %v; want client %v -> server %v %s", path, i, c, w.Client, w.Server, w.Outcome)
-		}
-		switch w.Outcome {
-		case netlab.OutcomeRefused:
-			if c.SYNs != 1 || c.ServerRSTACKs != 1 || c.Packets != 2 {
-				t.Errorf("%s: refused connection %d: want SYN, RST/ACK: %v", path, i, c)
-			}
-		case netlab.OutcomeUnanswered:
-			if c.SYNs != 4 || c.Packets != 4 {
-				t.Errorf("%s: unanswered connection %d: want 4 SYNs: %v", path, i, c)
-			}
-		case netlab.OutcomeFIN, netlab.OutcomeRST:
-			d := sc.Dials[i]
-			if c.ServerBytes != d.Exchanges*d.Response || c.SYNs != 1 || c.SYNACKs != 1 {
-				t.Errorf("%s: clean connection %d: want 1 SYN, 1 SYN/ACK, %d response bytes: %v", path, i, d.Exchanges*d.Response, c)
-			}
-			if w.Outcome == netlab.OutcomeRST && (c.ClientRSTs != 1 || c.ServerRSTs != 0) {
-				t.Errorf("%s: connection %d: want one RST from the client: %v", path, i, c)
-			}
-		}
+	if err := sc.CheckFile(path); err != nil {
+		t.Error(err)
 	}
 }
 
-func readmeSection(t *testing.T, sc netlab.ShippedCapture, path, cmdline string) string {
+// maxListed is how many connections a README section lists one by one.
+const maxListed = 30
+
+func readmeSection(t *testing.T, sc netlab.ShippedCapture, path string) string {
 	t.Helper()
-	conns := summarize(t, path, sc.Link)
+	tr, err := netlab.ReadTrace(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := tr.Conns
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -127,28 +115,49 @@ func readmeSection(t *testing.T, sc netlab.ShippedCapture, path, cmdline string)
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s — %s\n\n", sc.File, sc.Title)
 	fmt.Fprintf(&b, "%s\n\n", sc.Description)
-	fmt.Fprintf(&b, "- link type: %v (%d); %d bytes, %d connections\n", sc.Link, int(sc.Link), fi.Size(), len(conns))
-	fmt.Fprintf(&b, "- capture: `%s`\n", cmdline)
-	drop := "none"
-	if len(sc.Drop) > 0 {
-		drop = fmt.Sprint(sc.Drop)
+	if sc.Expect == nil {
+		fmt.Fprintf(&b, "- link type: %v (%d); %d bytes, %d connections\n", sc.Link, int(sc.Link), fi.Size(), len(conns))
+	} else {
+		fmt.Fprintf(&b, "- link type: %v (%d); %d bytes, %d frames, %d connections (4-tuples)\n", sc.Link, int(sc.Link), fi.Size(), tr.Frames, len(conns))
 	}
-	fmt.Fprintf(&b, "- server namespace: Listener on %v; nothing on %d; DROP on %s\n\n", sc.Listen, netlab.PortRefused, drop)
-	b.WriteString("Expected events (`tcpsentry replay " + sc.File + "`):\n\n")
-	ev := sc.Events()
-	if len(ev) == 0 {
+	fmt.Fprintf(&b, "- capture: `%s`\n", sc.CaptureCommand())
+	if sc.Expect == nil {
+		drop := "none"
+		if len(sc.Drop) > 0 {
+			drop = fmt.Sprint(sc.Drop)
+		}
+		fmt.Fprintf(&b, "- server namespace: Listener on %v; nothing on %d; DROP on %s\n", sc.Listen, netlab.PortRefused, drop)
+	}
+	b.WriteString("\nExpected events (`tcpsentry replay " + sc.File + "`):\n\n")
+	want := sc.Want()
+	if len(want) == 0 {
 		b.WriteString("- none: every connection must stay silent\n")
 	}
-	for _, e := range ev {
-		fmt.Fprintf(&b, "- `%s` (reason `%s`): client %v -> server %v\n", e.Action, e.Reason, e.Client, e.Server)
+	for _, e := range want {
+		fmt.Fprintf(&b, "- `%s` (reason `%s`): client %v -> server %v", e.Action, e.Reason, e.Client, e.Server)
+		if e.Count > 0 {
+			fmt.Fprintf(&b, ", `tcpsentry.count` %d", e.Count)
+		}
+		b.WriteString("\n")
+	}
+	if sc.Facts != nil {
+		fmt.Fprintf(&b, "\n%s", sc.Facts(tr))
+	}
+	if len(conns) > maxListed {
+		outcomes := map[string]int{}
+		for _, c := range conns {
+			outcomes[c.Outcome()]++
+		}
+		fmt.Fprintf(&b, "\nConnections (netlab.Summarize): %d; by outcome: %v\n", len(conns), outcomes)
+		return b.String()
 	}
 	b.WriteString("\nConnections (netlab.Summarize):\n\n```\n")
+	width := 19
 	for i, c := range conns {
-		what := "silent"
-		if a := sc.Conns[i].Action; a != "" {
-			what = a
-		}
-		fmt.Fprintf(&b, "%-19s %v\n", what+":", c)
+		width = max(width, len(label(sc, i, c, want))+1)
+	}
+	for i, c := range conns {
+		fmt.Fprintf(&b, "%-*s %v\n", width, label(sc, i, c, want)+":", c)
 	}
 	b.WriteString("```\n")
 	if _, err := exec.LookPath("tshark"); err == nil {
@@ -159,6 +168,29 @@ func readmeSection(t *testing.T, sc netlab.ShippedCapture, path, cmdline string)
 		fmt.Fprintf(&b, "\n`tshark -n -r %s -q -z conv,tcp`:\n\n```\n%s```\n", sc.File, trimConv(string(out)))
 	}
 	return b.String()
+}
+
+// label names the events expected of connection i (c) in a README list.
+func label(sc netlab.ShippedCapture, i int, c netlab.Conn, want []netlab.ExpectedEvent) string {
+	if sc.Expect == nil {
+		if a := sc.Conns[i].Action; a != "" {
+			return a
+		}
+		return "silent"
+	}
+	var actions []string
+	for _, e := range want {
+		if e.Client == c.Client && e.Server == c.Server {
+			actions = append(actions, e.Action)
+		}
+	}
+	switch len(actions) {
+	case 0:
+		return "silent"
+	case 1:
+		return actions[0]
+	}
+	return fmt.Sprintf("%d events", len(actions))
 }
 
 // trimConv drops tshark's banner lines of '=' and keeps the table.
@@ -176,20 +208,52 @@ func trimConv(s string) string {
 const (
 	beginMark = "<!-- netlab:begin (generated by TestGenerateCaptures; edit bench/netlab/captures.go) -->"
 	endMark   = "<!-- netlab:end -->"
+
+	scenariosBegin = "<!-- netlab:scenarios:begin (generated by TestGenerateScenarios; edit bench/netlab/scenarios.go) -->"
+	scenariosEnd   = "<!-- netlab:scenarios:end -->"
 )
 
-// updateReadme replaces the generated part of the README, keeping the rest.
-func updateReadme(path, body string) error {
+// scenariosIntro opens the generated section of the scenario library.
+const scenariosIntro = `# The scenario library
+
+One capture per story of shared/seeds and per detector of DESIGN.md §4,
+made from real kernel traffic in the same lab by ` + "`TestGenerateScenarios`" + `
+(` + "`netlab.Scenarios`" + ` in ` + "`bench/netlab/scenarios.go`" + `):
+
+` + "```sh" + `
+TCPSENTRY_UPDATE_TESTDATA=1 go test ./bench/netlab -run TestGenerateScenarios -count=1 -v
+` + "```" + `
+
+Each scenario has a complete list of expected events (` + "`Expect`" + `;
+` + "`tcpsentry.count`" + ` where events of one type, client address and server
+port are folded), a packet-level check that the capture really shows its
+story (run on every generated and every committed file by
+` + "`TestShippedCaptures`" + `), and where needed a driver of its own:
+concurrent or timed dials, Listeners that never accept or that reset, and
+crafted clients. A crafted client sends from 10.213.0.3, an address no
+namespace owns: it writes its frames onto the client namespace's eth0 and
+reads the server's answers off it (the client kernel drops them silently,
+so it never resets a crafted connection).
+` + "`netlab.GenerateScenario(t, sc, path)`" + ` makes one scenario's capture with
+a fresh lab, for tests that check the sensor's events on a new capture.
+Files over 64 KiB are gzip-compressed (` + "`.pcap.gz`" + `; tcpsentry replay,
+tshark and pcapgo read them as they are).
+
+`
+
+// updateReadme replaces the generated part of the README between begin
+// and end, keeping the rest.
+func updateReadme(path, begin, end, body string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	s := string(old)
-	gen := beginMark + "\n\n" + body + "\n" + endMark + "\n"
-	i, j := strings.Index(s, beginMark), strings.Index(s, endMark)
+	gen := begin + "\n\n" + body + "\n" + end + "\n"
+	i, j := strings.Index(s, begin), strings.Index(s, end)
 	switch {
 	case i >= 0 && j > i:
-		s = s[:i] + gen + strings.TrimPrefix(s[j+len(endMark):], "\n")
+		s = s[:i] + gen + strings.TrimPrefix(s[j+len(end):], "\n")
 	default:
 		s = strings.TrimRight(s, "\n") + "\n\n" + gen
 	}

@@ -74,7 +74,36 @@
 // "TSN <response-bytes> <keep|client|server|reset>" padded to Request
 // bytes, which a Listener answers.
 //
-// ShippedCaptures describes the captures in testdata/ (scenario, expected
-// connections and events); TestGenerateCaptures remakes them with
-// TCPSENTRY_UPDATE_TESTDATA=1.
+// ConnectWith runs dials in the server namespace (ConnectConfig.Side, e.g.
+// to 127.0.0.1) or all at once (Parallel); Dial.At times a dial from the
+// start of its call, Dial.IOTimeout bounds its exchanges. Listeners can
+// defer accept (DeferAccept), never accept (NoAccept), accept slowly
+// (AcceptDelay, AcceptMax), and a request can ask the server to end the
+// connection with a RST (CloseServerReset).
+//
+// # Crafted clients
+//
+// Craft runs a Go program of crafted segments (craftScripts) from
+// CraftedV4 (10.213.0.3), an address no namespace owns: it writes frames
+// onto the client namespace's eth0 with a packet socket and reads the
+// server's answers off it (pcapgo.EthernetHandle); the client kernel drops
+// those answers silently, so it never resets a crafted connection. Craft
+// adds the server's neighbour entry for CraftedV4. This is how the
+// scenarios show what no kernel client does: a translated ACK number,
+// ignored RSTs, two TCP timestamp clocks behind one address.
+//
+// # Shipped captures and the scenario library
+//
+// ShippedCaptures describes the first captures in testdata/ (dials,
+// expected connections and events); TestGenerateCaptures remakes them
+// with TCPSENTRY_UPDATE_TESTDATA=1. Scenarios is the scenario library:
+// one capture per story of shared/seeds and per detector, each with a
+// complete list of expected events (ShippedCapture.Expect, with
+// tcpsentry.count for folded events), its own traffic driver (Setup, Run)
+// and a packet-level Check of its story, made by TestGenerateScenarios.
+// GenerateScenario makes one scenario's capture with a fresh lab, so that
+// a test elsewhere can check the sensor's events on a new capture.
+// ReadTrace decodes a capture (gzip or not) into segments, connections
+// (Summarize) and per-attempt Fates; TsharkCount cross-checks raw facts
+// with tshark.
 package netlab

@@ -52,9 +52,14 @@ func Main() {
 			err = serve(cfg)
 		}
 	case "dial":
-		var dials []Dial
-		if err = json.Unmarshal(spec, &dials); err == nil {
-			err = dialAll(dials)
+		var ds dialSpec
+		if err = json.Unmarshal(spec, &ds); err == nil {
+			err = dialAll(ds)
+		}
+	case "craft":
+		var cs craftSpec
+		if err = json.Unmarshal(spec, &cs); err == nil {
+			err = craft(cs)
 		}
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
@@ -75,6 +80,8 @@ type serveSpec struct {
 	Port        int
 	DeferAccept int // seconds
 	NoAccept    bool
+	AcceptDelay time.Duration
+	AcceptMax   int
 }
 
 // serve listens on [::]:Port (IPv4 and IPv6), prints "ready", then one
@@ -115,7 +122,8 @@ func serve(cfg serveSpec) error {
 	if cfg.NoAccept {
 		select {} // completed handshakes stay in the accept queue
 	}
-	for {
+	for n := 0; cfg.AcceptMax == 0 || n < cfg.AcceptMax; n++ {
+		time.Sleep(cfg.AcceptDelay)
 		c, err := ln.Accept()
 		if err != nil {
 			return err
@@ -123,6 +131,7 @@ func serve(cfg serveSpec) error {
 		say("accept %s", c.RemoteAddr())
 		go answer(c)
 	}
+	select {} // AcceptMax reached: accept no more
 }
 
 func answer(c net.Conn) {
@@ -145,7 +154,11 @@ func answer(c net.Conn) {
 		if _, err := c.Write(payload(n)); err != nil {
 			return
 		}
-		if f[2] == string(CloseServer) {
+		switch Close(f[2]) {
+		case CloseServer:
+			return
+		case CloseServerReset:
+			_ = c.(*net.TCPConn).SetLinger(0) // close sends RST
 			return
 		}
 	}
@@ -175,14 +188,27 @@ func request(size, resp int, mode string) []byte {
 // has ended on the wire before the next begins.
 const connGap = 20 * time.Millisecond
 
-func dialAll(dials []Dial) error {
-	res := make([]Result, len(dials))
-	for i, d := range dials {
+func dialAll(ds dialSpec) error {
+	start := time.Now()
+	res := make([]Result, len(ds.Dials))
+	var wg sync.WaitGroup
+	for i, d := range ds.Dials {
+		if ds.Parallel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Until(start.Add(d.At)))
+				res[i] = dialOne(d)
+			}()
+			continue
+		}
 		if i > 0 {
 			time.Sleep(connGap)
 		}
+		time.Sleep(time.Until(start.Add(d.At)))
 		res[i] = dialOne(d)
 	}
+	wg.Wait()
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
@@ -224,7 +250,7 @@ func dialOne(d Dial) (r Result) {
 	defer tc.Close()
 	r.Local = tc.LocalAddr().(*net.TCPAddr).AddrPort()
 	r.Connected = true
-	_ = tc.SetDeadline(time.Now().Add(d.timeout() + d.Delay + time.Duration(d.Exchanges)*d.Pause + 30*time.Second))
+	_ = tc.SetDeadline(time.Now().Add(d.ioTimeout()))
 	if d.Delay > 0 {
 		time.Sleep(d.Delay)
 	}
@@ -259,6 +285,12 @@ func dialOne(d Dial) (r Result) {
 		// The server closes first: wait for its FIN, then close.
 		if _, err := io.Copy(io.Discard, tc); err != nil {
 			r.setErr(err)
+		}
+	case closeMode == CloseServerReset && d.Exchanges > 0:
+		// The server resets: wait for its RST (a FIN would be an error).
+		_, err := io.Copy(io.Discard, tc)
+		if !errors.Is(err, syscall.ECONNRESET) {
+			r.setErr(fmt.Errorf("want a reset from the server, got %v", err))
 		}
 	default:
 		// FIN first, then wait for the server's FIN, so that the

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,6 +249,34 @@ func (l *Lab) Drop(port int) {
 		}
 		l.Exec(Server, tool, "-w", "-A", "INPUT", "-p", "tcp", "--dport", fmt.Sprint(port), "-j", "DROP")
 	}
+}
+
+// checkCounters compares `nstat -az` counters of side s with want: a
+// count, or -1 for "not zero". It may be called from any goroutine.
+func (l *Lab) checkCounters(s Side, want map[string]int) error {
+	args := []string{"netns", "exec", l.NS(s), "nstat", "-asz"}
+	for k := range want {
+		args = append(args, k)
+	}
+	out, err := run(append([]string{"ip"}, args...)...)
+	if err != nil {
+		return fmt.Errorf("netlab: nstat: %v: %s", err, out)
+	}
+	got := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 {
+			if n, err := strconv.Atoi(f[1]); err == nil {
+				got[f[0]] = n
+			}
+		}
+	}
+	var errs []error
+	for k, w := range want {
+		if n, ok := got[k]; !ok || (w >= 0 && n != w) || (w < 0 && n == 0) {
+			errs = append(errs, fmt.Errorf("netlab: %s counter %s is %d, want %d (-1: not 0)", s, k, n, w))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Proc is a process started in a namespace. The lab kills it at cleanup if

@@ -20,6 +20,9 @@ const (
 	CloseClient Close = "client" // client FIN first (the default)
 	CloseServer Close = "server" // server FIN first, after its last response
 	CloseReset  Close = "reset"  // client closes with SO_LINGER 0: a RST ends the finished exchange
+	// CloseServerReset: the server answers the last request, then closes
+	// with SO_LINGER {1, 0}: a RST instead of a FIN ends the connection.
+	CloseServerReset Close = "server-reset"
 )
 
 // Dial is one client connection of Connect.
@@ -48,6 +51,18 @@ type Dial struct {
 	// tcp_syn_linear_timeouts retransmissions.
 	Timeout, UserTimeout time.Duration
 	SynRetries           int
+
+	// IOTimeout bounds the exchanges and the close after the handshake
+	// (a deadline on the socket); 0 = Timeout + Delay + the pauses + 30 s.
+	// When it passes the client closes the socket (a FIN, or nothing if
+	// the kernel has already given the connection up).
+	IOTimeout time.Duration
+
+	// At is when the dial starts, counted from the start of its Connect
+	// call: one after another (the default), a dial waits until At if
+	// the previous ones ended sooner (and at least the usual 20 ms gap);
+	// with ConnectConfig.Parallel every dial starts at its own At.
+	At time.Duration
 }
 
 func (d Dial) timeout() time.Duration {
@@ -55,6 +70,18 @@ func (d Dial) timeout() time.Duration {
 		return d.Timeout
 	}
 	return 10 * time.Second
+}
+
+func (d Dial) ioTimeout() time.Duration {
+	if d.IOTimeout > 0 {
+		return d.IOTimeout
+	}
+	return d.timeout() + d.Delay + time.Duration(d.Exchanges)*d.Pause + 30*time.Second
+}
+
+// budget is how long a dial may take at most, from its start.
+func (d Dial) budget() time.Duration {
+	return d.timeout() + d.Delay + time.Duration(d.Exchanges)*d.Pause + d.ioTimeout()
 }
 
 // Result is what the client saw of one Dial.
@@ -75,15 +102,45 @@ type Result struct {
 // itself failed; failed connections are reported in their Result. It may be
 // called from any goroutine; concurrent calls run concurrently.
 func (l *Lab) Connect(dials ...Dial) ([]Result, error) {
+	return l.ConnectWith(ConnectConfig{}, dials...)
+}
+
+// ConnectConfig tunes ConnectWith. The zero value is Connect's behaviour.
+type ConnectConfig struct {
+	// Side is the namespace the dials run in (Server: e.g. to dial
+	// 127.0.0.1 inside the server namespace).
+	Side Side
+	// Parallel starts every dial in its own goroutine at its Dial.At
+	// (all at once when At is 0), instead of one after another. The
+	// helper is still pinned to one CPU.
+	Parallel bool
+}
+
+// dialSpec is the helper's spec of mode "dial".
+type dialSpec struct {
+	Parallel bool
+	Dials    []Dial
+}
+
+// ConnectWith is Connect with a ConnectConfig. It may be called from any
+// goroutine.
+func (l *Lab) ConnectWith(cfg ConnectConfig, dials ...Dial) ([]Result, error) {
 	budget := 30 * time.Second
+	var longest time.Duration
 	for _, d := range dials {
-		budget += d.timeout() + d.Delay + time.Duration(d.Exchanges)*d.Pause + connGap
+		budget += d.budget() + connGap
+		longest = max(longest, d.At+d.budget())
 	}
-	spec, err := json.Marshal(dials)
+	if cfg.Parallel {
+		budget = 30*time.Second + longest
+	} else if n := len(dials); n > 0 {
+		budget += dials[n-1].At
+	}
+	spec, err := json.Marshal(dialSpec{Parallel: cfg.Parallel, Dials: dials})
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := l.helper(Client, "dial", spec)
+	cmd, err := l.helper(cfg.Side, "dial", spec)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +208,12 @@ type ListenConfig struct {
 	// accept queue (shrink it with Sysctl(Server, "net.core.somaxconn", N)
 	// before Listen).
 	NoAccept bool
+	// AcceptDelay makes a slow server: it waits AcceptDelay before each
+	// accept(2), so that completed handshakes wait in the accept queue.
+	AcceptDelay time.Duration
+	// AcceptMax, when > 0, stops accepting after that many connections
+	// (later handshakes pile up in the accept queue, as with NoAccept).
+	AcceptMax int
 }
 
 // Listener is a server in the server namespace, listening on [::]:Port
@@ -166,7 +229,7 @@ type Listener struct {
 // Listen starts a Listener on port and returns once it listens.
 func (l *Lab) Listen(port int, cfg ListenConfig) *Listener {
 	l.t.Helper()
-	spec, err := json.Marshal(serveSpec{Port: port, DeferAccept: int(cfg.DeferAccept / time.Second), NoAccept: cfg.NoAccept})
+	spec, err := json.Marshal(serveSpec{Port: port, DeferAccept: int(cfg.DeferAccept / time.Second), NoAccept: cfg.NoAccept, AcceptDelay: cfg.AcceptDelay, AcceptMax: cfg.AcceptMax})
 	if err != nil {
 		l.t.Fatal(err)
 	}

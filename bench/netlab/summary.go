@@ -1,17 +1,12 @@
 package netlab
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // Conn summarises one TCP connection (4-tuple) of a capture: a test
@@ -62,56 +57,33 @@ func (c Conn) String() string {
 		c.ClientFINs, c.ServerFINs, c.ClientRSTs, c.ServerRSTs, c.ClientBytes, c.ServerBytes)
 }
 
-// Summarize reads a pcap file (any link type gopacket decodes: Ethernet,
-// LINUX_SLL, LINUX_SLL2, raw IP) and returns its TCP connections in the
-// order of their first packet. It also returns the file's link type.
+// Summarize reads a pcap file (gzip-compressed or not; any link type
+// gopacket decodes: Ethernet, LINUX_SLL, LINUX_SLL2, raw IP) and returns
+// its TCP connections in the order of their first packet. It also returns
+// the file's link type.
 func Summarize(path string) ([]Conn, layers.LinkType, error) {
-	f, err := os.Open(path)
+	tr, err := ReadTrace(path)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", path, err)
-	}
+	return tr.Conns, tr.Link, nil
+}
+
+// connsOf groups segments by 4-tuple, in the order of their first segment.
+func connsOf(segs []Segment) []Conn {
 	type key struct{ a, b netip.AddrPort }
 	index := map[key]int{}
 	var conns []Conn
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", path, err)
-		}
-		p := gopacket.NewPacket(data, r.LinkType(), gopacket.NoCopy)
-		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		if tcp == nil {
-			continue
-		}
-		var src, dst netip.Addr
-		switch ip := p.NetworkLayer().(type) {
-		case *layers.IPv4:
-			src, _ = netip.AddrFromSlice(ip.SrcIP.To4())
-			dst, _ = netip.AddrFromSlice(ip.DstIP.To4())
-		case *layers.IPv6:
-			src, _ = netip.AddrFromSlice(ip.SrcIP)
-			dst, _ = netip.AddrFromSlice(ip.DstIP)
-		default:
-			continue
-		}
-		from := netip.AddrPortFrom(src, uint16(tcp.SrcPort))
-		to := netip.AddrPortFrom(dst, uint16(tcp.DstPort))
+	for _, s := range segs {
+		from, to := s.Src, s.Dst
 		k := key{from, to}
 		if strings.Compare(from.String(), to.String()) > 0 {
 			k = key{to, from}
 		}
 		i, ok := index[k]
 		if !ok {
-			c := Conn{Client: from, Server: to, First: ci.Timestamp}
-			if !(tcp.SYN && !tcp.ACK) && from.Port() < to.Port() {
+			c := Conn{Client: from, Server: to, First: s.Time}
+			if !(s.SYN && !s.ACK) && from.Port() < to.Port() {
 				c.Client, c.Server = to, from
 			}
 			conns = append(conns, c)
@@ -120,36 +92,34 @@ func Summarize(path string) ([]Conn, layers.LinkType, error) {
 		}
 		c := &conns[i]
 		c.Packets++
-		c.Last = ci.Timestamp
-		fromClient := from == c.Client
-		n := len(tcp.Payload)
-		switch {
-		case fromClient:
-			if tcp.SYN && !tcp.ACK {
+		c.Last = s.Time
+		n := s.Len
+		if from == c.Client {
+			if s.SYN && !s.ACK {
 				c.SYNs++
 			}
-			if tcp.FIN {
+			if s.FIN {
 				c.ClientFINs++
 			}
-			if tcp.RST {
+			if s.RST {
 				c.ClientRSTs++
 			}
 			c.ClientBytes += n
-		default:
-			if tcp.SYN && tcp.ACK {
-				c.SYNACKs++
-			}
-			if tcp.FIN {
-				c.ServerFINs++
-			}
-			if tcp.RST {
-				c.ServerRSTs++
-				if tcp.ACK {
-					c.ServerRSTACKs++
-				}
-			}
-			c.ServerBytes += n
+			continue
 		}
+		if s.SYN && s.ACK {
+			c.SYNACKs++
+		}
+		if s.FIN {
+			c.ServerFINs++
+		}
+		if s.RST {
+			c.ServerRSTs++
+			if s.ACK {
+				c.ServerRSTACKs++
+			}
+		}
+		c.ServerBytes += n
 	}
-	return conns, r.LinkType(), nil
+	return conns
 }
