@@ -27,6 +27,7 @@ const (
 // TestShippedCaptures. Each has a complete Expect list.
 var Scenarios = []ShippedCapture{
 	deferAcceptScenario(),
+	acceptOverflowScenario(),
 }
 
 // ev is an ExpectedEvent.
