@@ -28,6 +28,8 @@ const (
 var Scenarios = []ShippedCapture{
 	deferAcceptScenario(),
 	acceptOverflowScenario(),
+	refusedRateScenario(),
+	refusedLoScenario(),
 }
 
 // ev is an ExpectedEvent.
