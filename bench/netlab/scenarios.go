@@ -30,6 +30,7 @@ var Scenarios = []ShippedCapture{
 	acceptOverflowScenario(),
 	refusedRateScenario(),
 	refusedLoScenario(),
+	seed000Scenario(),
 }
 
 // ev is an ExpectedEvent.
@@ -383,9 +384,18 @@ func refusedLoScenario() ShippedCapture {
 			_, err := l.ConnectWith(ConnectConfig{Side: Server}, refusedDials(to, 47201)...)
 			return err
 		},
-		Conns:            conns,
-		Expect:           expect,
-		Check:            checkRefusedRate,
+		Conns:  conns,
+		Expect: expect,
+		Check: func(tr *Trace) error {
+			// As the description says: lo's offload leaves the SYNs'
+			// checksums partial; the kernel's RSTs carry full ones.
+			for _, s := range tr.Segments {
+				if s.ChecksumOK == s.SYN {
+					return fmt.Errorf("%v: checksum ok %v; want partial checksums on SYNs only", s, s.ChecksumOK)
+				}
+			}
+			return checkRefusedRate(tr)
+		},
 		PartialChecksums: true,
 		Description: "The seeds/002 story as its author finally found it, on `lo`: inside the server namespace a " +
 			"client connects to 127.0.0.1:7211, where nothing listens, every 500 ms for 10 s (20 attempts from " +
