@@ -31,6 +31,7 @@ var Scenarios = []ShippedCapture{
 	refusedRateScenario(),
 	refusedLoScenario(),
 	seed000Scenario(),
+	seed001Scenario(),
 }
 
 // ev is an ExpectedEvent.
