@@ -32,6 +32,7 @@ var Scenarios = []ShippedCapture{
 	refusedLoScenario(),
 	seed000Scenario(),
 	seed001Scenario(),
+	rstStormScenario(),
 }
 
 // ev is an ExpectedEvent.
