@@ -1,13 +1,17 @@
-// Package detectors holds the anomaly state machines. A Set runs them for
-// one worker: it is called for every tracked segment and for the flow
-// table's timers and evictions, and emits fixed-size Event values into
-// an Out without allocating. It never reads the clock: all times are
-// capture times.
+// Package detectors holds the anomaly state machines. A Set runs the
+// per-connection ones for one worker: it is called for every tracked
+// segment and for the flow table's timers and evictions, and emits
+// fixed-size Events and Facts into an Out without allocating. One
+// Correlator takes every worker's output in capture-time order, keeps the
+// cross-connection state (TCP clocks per source, failures per server:port,
+// RST endings per host:port), decides the causes that need it, and folds
+// repeats. Nothing here reads the clock: all times are capture times.
 package detectors
 
 import (
+	"time"
+
 	"github.com/tcpsentry/tcpsentry/flowtable"
-	"github.com/tcpsentry/tcpsentry/flowtable/decode"
 )
 
 // Config holds the detectors' thresholds; the zero value of a field means
@@ -16,119 +20,104 @@ type Config struct {
 	// SynRetransmits is the SYN retransmission at which syn_unanswered
 	// fires without waiting for the handshake timer (default 3).
 	SynRetransmits int
+	// RequestRetransmits is how often a request must be sent again,
+	// never acknowledged, for request_unanswered (default 3).
+	RequestRetransmits int
+	// LargeAckDistance: an invalid ACK this far outside the peer's
+	// sequence space blames a middlebox, closer ones capture loss
+	// (default 1 MiB).
+	LargeAckDistance int64
+	// FailedConnections within FailedWindow to one server:port make a
+	// failed_connection_rate (defaults 10 and 10 s).
+	FailedConnections int
+	FailedWindow      time.Duration
+	// RSTEndings within RSTWindow, and at least RSTShare percent of its
+	// endings, make one host:port's rst_storm (defaults 100, 10 s, 50).
+	RSTEndings int
+	RSTWindow  time.Duration
+	RSTShare   int
+	// Fold is how long repeats of a per-connection event are folded into
+	// one (default 60 s); TSFold the same for ts_regression (default 10 min).
+	Fold, TSFold time.Duration
 }
 
-// DefaultSynRetransmits is Config.SynRetransmits' default.
-const DefaultSynRetransmits = 3
+// Defaults.
+const (
+	DefaultSynRetransmits     = 3
+	DefaultRequestRetransmits = 3
+	DefaultLargeAckDistance   = 1 << 20
+	DefaultFailedConnections  = 10
+	DefaultFailedWindow       = 10 * time.Second
+	DefaultRSTEndings         = 100
+	DefaultRSTWindow          = 10 * time.Second
+	DefaultRSTShare           = 50
+	DefaultFold               = 60 * time.Second
+	DefaultTSFold             = 10 * time.Minute
+)
 
-// Out is a worker's fixed-capacity event buffer. Emit copies the event in;
-// when the buffer is full it is handed to the flush function (which may
-// block, as replay does), or, with none, the event is dropped and counted.
-type Out struct {
-	buf     []Event
-	n       int
-	flush   func([]Event)
-	Dropped uint64 // events lost because the buffer was full and there was no flush
-}
-
-// NewOut returns a buffer of size events (at least 1). flush, if not nil,
-// receives the buffered events when the buffer fills and on Flush; it must
-// not keep the slice.
-func NewOut(size int, flush func([]Event)) *Out {
-	if size < 1 {
-		size = 1
-	}
-	return &Out{buf: make([]Event, size), flush: flush}
-}
-
-// Emit copies e into the buffer.
-func (o *Out) Emit(e *Event) {
-	if o.n == len(o.buf) {
-		if o.flush == nil {
-			o.Dropped++
-			return
+func (c *Config) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
 		}
-		o.Flush()
 	}
-	o.buf[o.n] = *e
-	o.n++
-}
-
-// Len is the number of buffered events.
-func (o *Out) Len() int { return o.n }
-
-// Flush hands the buffered events to the flush function and empties the
-// buffer.
-func (o *Out) Flush() {
-	if o.n > 0 && o.flush != nil {
-		o.flush(o.buf[:o.n])
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	o.n = 0
+	def(&c.SynRetransmits, DefaultSynRetransmits)
+	def(&c.RequestRetransmits, DefaultRequestRetransmits)
+	if c.LargeAckDistance <= 0 {
+		c.LargeAckDistance = DefaultLargeAckDistance
+	}
+	def(&c.FailedConnections, DefaultFailedConnections)
+	defd(&c.FailedWindow, DefaultFailedWindow)
+	def(&c.RSTEndings, DefaultRSTEndings)
+	defd(&c.RSTWindow, DefaultRSTWindow)
+	def(&c.RSTShare, DefaultRSTShare)
+	defd(&c.Fold, DefaultFold)
+	defd(&c.TSFold, DefaultTSFold)
 }
 
-// Take returns the buffered events and empties the buffer; the slice is
-// valid until the next Emit.
-func (o *Out) Take() []Event {
-	ev := o.buf[:o.n]
-	o.n = 0
-	return ev
-}
-
-// Fired bits in flowtable.Conn.Fired: one per detector type.
+// Fired bits in Conn.Notes.Fired: one per detector type.
 func firedBit(t Type) uint32 { return 1 << t }
 
-// Set runs every detector for one worker. It implements flowtable.Handler.
+// Set runs the per-connection detectors of one worker. It implements
+// flowtable.Handler. Events and facts go to its Out.
 type Set struct {
-	synRetrans uint16
-	out        *Out
-	iface      uint16
-	Counts     [NumTypes]uint64 // events emitted, by type
+	cfg   Config
+	out   *Out
+	iface uint16
+	clock int64 // latest capture time seen: At of packet-driven events
+
+	// synacks deduplicates FactSynAck: per server:port hash, the last
+	// second reported.
+	synacks [synackCache]struct {
+		h   uint64
+		sec int64
+	}
 }
+
+const synackCache = 1024
 
 var _ flowtable.Handler = (*Set)(nil)
 
 // NewSet returns the detectors of one worker, emitting into out; iface is
 // the index of the capture interface its events name.
 func NewSet(cfg Config, out *Out, iface uint16) *Set {
-	if cfg.SynRetransmits <= 0 {
-		cfg.SynRetransmits = DefaultSynRetransmits
-	}
-	return &Set{synRetrans: uint16(cfg.SynRetransmits), out: out, iface: iface}
+	cfg.defaults()
+	return &Set{cfg: cfg, out: out, iface: iface}
 }
-
-// Segment runs the per-segment detectors on a segment the table tracked.
-func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts int64) {
-	const interesting = flowtable.SegRSTToSYN | flowtable.SegSYNRetrans
-	if seg&interesting == 0 {
-		return
-	}
-	if seg.Has(flowtable.SegRSTToSYN) {
-		s.connectionRefused(c, ts)
-	}
-	if seg.Has(flowtable.SegSYNRetrans) && c.Stage == flowtable.StageSynSent &&
-		c.Side[flowtable.Client].Syns-1 >= s.synRetrans {
-		s.synUnanswered(c, ts)
-	}
-}
-
-// HandshakeTimeout is the table's handshake timer: the SYN waited too long.
-func (s *Set) HandshakeTimeout(c *flowtable.Conn, at int64) {
-	if c.Stage == flowtable.StageSynSent {
-		s.synUnanswered(c, at)
-	}
-}
-
-// Evicted is called before a connection leaves the table.
-func (s *Set) Evicted(c *flowtable.Conn, why flowtable.Evict, now int64) {}
 
 // begin starts an event of type t about c, once per connection; it
-// returns nil when t already fired on c.
-func (s *Set) begin(e *Event, c *flowtable.Conn, t Type) bool {
-	if c.Fired&firedBit(t) != 0 {
+// returns false when t already fired on c.
+func (s *Set) begin(e *Event, c *flowtable.Conn, t Type, at int64) bool {
+	if c.Notes.Fired&firedBit(t) != 0 {
 		return false
 	}
-	c.Fired |= firedBit(t)
-	*e = Event{Type: t, Family: c.Key.Family, FlowID: c.ID, Count: 1, Iface: s.iface}
+	c.Notes.Fired |= firedBit(t)
+	*e = Event{Type: t, Family: c.Key.Family, FlowID: c.ID, Count: 1, Iface: s.iface, At: at}
 	e.Client.Addr, e.Client.Port = c.ClientAddr()
 	e.Server.Addr, e.Server.Port = c.ServerAddr()
 	for i, v := range c.Key.VLAN {
@@ -148,9 +137,6 @@ func (s *Set) begin(e *Event, c *flowtable.Conn, t Type) bool {
 	return true
 }
 
-func (s *Set) emit(e *Event) {
-	s.Counts[e.Type]++
-	s.out.Emit(e)
-}
+func (s *Set) emit(e *Event) { s.out.Emit(e) }
 
 func ms(ns int64) int64 { return ns / 1e6 }

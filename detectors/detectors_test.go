@@ -32,18 +32,27 @@ const (
 	FA = decode.FlagFIN | decode.FlagACK
 )
 
-// harness is one worker's table + detectors with an unbounded sink.
+// harness is one worker's table + detectors feeding a Correlator.
 type harness struct {
 	t   *testing.T
 	tb  *flowtable.Table
 	set *Set
 	out *Out
+	cor *Correlator
 	got []Event
 }
 
 func newHarness(t *testing.T) *harness {
 	h := &harness{t: t}
-	h.out = NewOut(4, func(evs []Event) { h.got = append(h.got, evs...) })
+	h.cor = NewCorrelator(Config{}, 1, func(e *Event) { h.got = append(h.got, *e) })
+	h.out = NewOut(0, func(b *Batch) *Batch {
+		if b != nil {
+			h.cor.Add(b)
+			b.Events, b.Facts = b.Events[:0], b.Facts[:0]
+			return b
+		}
+		return NewBatch()
+	})
 	h.set = NewSet(Config{}, h.out, 0)
 	tb, err := flowtable.New(flowtable.Config{Capacity: 64, Seed: 9}, h.set)
 	if err != nil {
@@ -59,8 +68,11 @@ func (h *harness) send(p decode.Packet, ts int64) {
 }
 
 func (h *harness) end() []Event {
+	h.tb.AdvanceExact(h.tb.Now())
+	h.out.Flushing()
 	h.tb.Flush()
-	h.out.Flush()
+	h.out.Close()
+	h.cor.Finish()
 	return h.got
 }
 
@@ -180,17 +192,6 @@ func TestOneSidedCaptureIsSilent(t *testing.T) {
 	h.send(seg(cli, 50010, srv, 80, A, 201, 9001, 0), 5*sec)
 	if evs := h.end(); len(evs) != 0 {
 		t.Fatalf("events on a one-sided capture: %+v", evs)
-	}
-}
-
-func TestOutDropsWhenFullWithoutFlush(t *testing.T) {
-	o := NewOut(2, nil)
-	e := Event{Type: TypeSynUnanswered}
-	for i := 0; i < 5; i++ {
-		o.Emit(&e)
-	}
-	if o.Len() != 2 || o.Dropped != 3 || len(o.Take()) != 2 || o.Len() != 0 {
-		t.Fatalf("len %d dropped %d", o.Len(), o.Dropped)
 	}
 }
 

@@ -53,6 +53,29 @@ type Event struct {
 
 	NEvidence uint8
 	Evidence  [MaxEvidence]Evidence
+
+	// Top lists the peers most involved in an aggregate event
+	// (failed_connection_rate: clients; rst_storm: peers), most first.
+	NTop uint8
+	Top  [MaxTop]Peer
+
+	// At orders events from all workers for the Correlator: the capture
+	// time the event was due, computed from its connection alone (see
+	// flowtable.Handler), never before the worker's published watermark.
+	At int64
+	// seq orders one worker's events that share At and FlowID.
+	seq uint64
+	// flush: emitted while the worker flushed its table at the end.
+	flush bool
+}
+
+// MaxTop is how many peers an aggregate event names.
+const MaxTop = 3
+
+// Peer is one address of an aggregate event's top list.
+type Peer struct {
+	Addr  [16]byte
+	Count uint32
 }
 
 // AddEvidence appends a value; beyond MaxEvidence it is ignored.

@@ -116,7 +116,7 @@ func (s Severity) String() string {
 	return "unknown"
 }
 
-// EvidenceKey names one number in tcpsentry.evidence. Names are stable API.
+// EvidenceKey names one value in tcpsentry.evidence. Names are stable API.
 type EvidenceKey uint8
 
 const (
@@ -126,6 +126,35 @@ const (
 	EvRstDelayMs
 	EvSynackRetransmitsAfterAck
 	EvHandshakeToFirstDataMs
+	EvSynackRetransmitDelayMs
+	EvClientUnackedBytes
+	EvAck
+	EvExpectedAckMin
+	EvExpectedAckMax
+	EvAckDistance
+	EvRstSeq
+	EvRstInWindow
+	EvReceiverNextSeq
+	EvReceiverWindow
+	EvSegmentsAfterRst
+	EvIgnoredMs
+	EvRetransmits
+	EvSeq
+	EvBytes
+	EvTSval
+	EvPredictedTSval
+	EvRegressionTicks
+	EvClockHz
+	EvPreviousTSval
+	EvSincePreviousMs
+	EvFailures
+	EvRefused
+	EvUnanswered
+	EvWindowS
+	EvRatePerS
+	EvRstEndings
+	EvEndings
+	EvRstSharePct
 	NumEvidenceKeys
 )
 
@@ -136,6 +165,35 @@ var evidenceNames = [NumEvidenceKeys]string{
 	EvRstDelayMs:                "rst_delay_ms",
 	EvSynackRetransmitsAfterAck: "synack_retransmits_after_ack",
 	EvHandshakeToFirstDataMs:    "handshake_to_first_data_ms",
+	EvSynackRetransmitDelayMs:   "synack_retransmit_delay_ms",
+	EvClientUnackedBytes:        "client_unacked_bytes",
+	EvAck:                       "ack",
+	EvExpectedAckMin:            "expected_ack_min",
+	EvExpectedAckMax:            "expected_ack_max",
+	EvAckDistance:               "ack_distance",
+	EvRstSeq:                    "rst_seq",
+	EvRstInWindow:               "rst_in_window",
+	EvReceiverNextSeq:           "receiver_next_seq",
+	EvReceiverWindow:            "receiver_window",
+	EvSegmentsAfterRst:          "segments_after_rst",
+	EvIgnoredMs:                 "ignored_for_ms",
+	EvRetransmits:               "retransmits",
+	EvSeq:                       "seq",
+	EvBytes:                     "bytes",
+	EvTSval:                     "tsval",
+	EvPredictedTSval:            "predicted_tsval",
+	EvRegressionTicks:           "regression_ticks",
+	EvClockHz:                   "clock_hz",
+	EvPreviousTSval:             "previous_tsval",
+	EvSincePreviousMs:           "since_previous_ms",
+	EvFailures:                  "failures",
+	EvRefused:                   "refused",
+	EvUnanswered:                "unanswered",
+	EvWindowS:                   "window_s",
+	EvRatePerS:                  "rate_per_s",
+	EvRstEndings:                "rst_endings",
+	EvEndings:                   "endings",
+	EvRstSharePct:               "rst_share_pct",
 }
 
 func (k EvidenceKey) String() string {
@@ -143,4 +201,24 @@ func (k EvidenceKey) String() string {
 		return evidenceNames[k]
 	}
 	return "unknown"
+}
+
+// Kind says how an evidence value is written.
+type Kind uint8
+
+const (
+	KindInt   Kind = iota // an integer
+	KindBool              // 0 false, otherwise true
+	KindMilli             // thousandths, written as a decimal number
+)
+
+// Kind returns how k's value is written.
+func (k EvidenceKey) Kind() Kind {
+	switch k {
+	case EvRstInWindow:
+		return KindBool
+	case EvRatePerS:
+		return KindMilli
+	}
+	return KindInt
 }

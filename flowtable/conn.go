@@ -81,9 +81,12 @@ type Conn struct {
 	HistoryLen uint8
 	histSeen   uint32 // bit per history letter and direction already recorded
 
-	// Fired is for detectors: a bit per detector type that already fired
-	// on this connection.
-	Fired uint32
+	// Prev is the connection this one replaced on its 4-tuple (a new SYN
+	// after it ended), when the table still held it: Prev.EndTS != 0.
+	Prev Prev
+
+	// Notes belong to the detectors; the table zeroes them with the slot.
+	Notes Notes
 
 	// Table bookkeeping: idle list (class, prev/next slab index + 1, the
 	// time the slot was linked) and the handshake timer.
@@ -95,6 +98,49 @@ type Conn struct {
 	deadline   int64 // handshake timer; 0 when not armed
 	hash       uint64
 	self       uint32 // this Conn's slab index + 1, fixed at New
+}
+
+// Prev is what the previous connection on a 4-tuple showed.
+type Prev struct {
+	EndTS  int64  // its first FIN or RST, or its last packet
+	TSval  uint32 // the client's last TSval, when HasTS
+	HasTS  bool
+	Closed bool // it had ended with FINs or a RST (not abandoned in the handshake)
+}
+
+// Notes is per-connection detector state. It lives in the Conn so that the
+// detectors allocate nothing and need no table of their own; flowtable
+// never reads it.
+type Notes struct {
+	Fired   uint32 // a bit per detector type that already fired
+	Pending uint32 // a bit per detector waiting for more evidence
+	Ended   bool   // the connection's end was reported
+
+	// synack_retransmit_after_ack
+	SynAckRtx   uint16 // SYN/ACKs re-sent after the handshake ACK
+	SynAckRtxTS int64  // the first of them
+
+	// invalid_ack: the last invalid ACK value each side sent, and when.
+	BadAck   [2]uint32
+	BadAckTS [2]int64
+
+	// rst_ignored: the first RST and what followed it from the other side.
+	RSTFrom     uint8 // side + 1 of the first RST; 0 = none
+	RSTInWindow int8  // -1 unknown, 0 no, 1 yes
+	RSTSeq      uint32
+	RSTRcvNext  uint32 // the receiver's next expected sequence
+	RSTRcvWnd   uint32 // and its window, scaled
+	RSTTS       int64
+	AfterRST    uint16 // segments the receiver sent after the RST
+	AfterRSTTS  int64  // the last of them
+
+	// request_unanswered: per side, the segment retransmitted most.
+	RtxSeq     [2]uint32
+	RtxLen     [2]uint32
+	RtxN       [2]uint16
+	RtxFirstTS [2]int64 // first retransmission of RtxSeq
+	RtxLastTS  [2]int64
+	PeerAfter  [2]uint16 // segments the peer sent after the first retransmission
 }
 
 // TimerArmed reports whether the handshake timer is pending.

@@ -70,10 +70,21 @@ type Handler interface {
 	// Config.Handshake (at is the deadline), or c is leaving the table
 	// with its timer pending (at is c's last packet). Both are capture
 	// times of c's own, so the result does not depend on other flows.
-	HandshakeTimeout(c *Conn, at int64)
+	// when is the time the expiry is due, as for Evicted.
+	HandshakeTimeout(c *Conn, at, when int64)
 	// Evicted: c is about to leave the table (its slot is reused after).
-	Evicted(c *Conn, why Evict, now int64)
+	// when is the capture time this is due, computed from c alone
+	// wherever possible so that it does not depend on which other flows
+	// share the table: the idle deadline (c's last packet + timeout) for
+	// EvictIdle, the taking packet's time for EvictReused, c's last packet
+	// for EvictFlush, and the table clock for EvictFull. It is never more
+	// than WhenSlack before the table clock of any earlier call.
+	Evicted(c *Conn, why Evict, when int64)
 }
+
+// WhenSlack bounds how late the table reports an expiry: an idle
+// connection may leave up to one relink period after its deadline.
+const WhenSlack = relinkGranularity
 
 // Stats counts what a table did; read it from the owning worker.
 type Stats struct {
@@ -295,11 +306,18 @@ func (t *Table) evictOldest() {
 
 // leave fires c's pending timer, tells the handler and frees the slot.
 func (t *Table) leave(c *Conn, s uint32, why Evict) {
+	when := t.now
+	switch why {
+	case EvictIdle:
+		when = c.LastTS + t.timeout[c.class]
+	case EvictFlush:
+		when = c.LastTS
+	}
 	if c.deadline != 0 {
 		t.unlinkTimer(c, s)
-		t.h.HandshakeTimeout(c, c.LastTS)
+		t.h.HandshakeTimeout(c, c.LastTS, when)
 	}
-	t.h.Evicted(c, why, t.now)
+	t.h.Evicted(c, why, when)
 	t.remove(c, s)
 }
 
@@ -389,7 +407,7 @@ func (t *Table) Advance(now int64) {
 			break
 		}
 		t.unlinkTimer(c, s)
-		t.h.HandshakeTimeout(c, at)
+		t.h.HandshakeTimeout(c, at, at)
 	}
 	for cl := range t.lists {
 		to := t.timeout[cl]
@@ -407,6 +425,26 @@ func (t *Table) Advance(now int64) {
 	}
 }
 
+// AdvanceExact is Advance to now, and then evicts every connection idle
+// past its timeout, not only those at the head of their lists: at the end
+// of a capture it makes what has expired independent of the other flows
+// in the table (see WhenSlack).
+func (t *Table) AdvanceExact(now int64) {
+	t.Advance(now)
+	for cl := range t.lists {
+		to := t.timeout[cl]
+		for s := t.lists[cl].head; s != 0; {
+			c := &t.conns[s-1]
+			next := c.next
+			if c.LastTS+to <= t.now {
+				t.stats.EvictedIdle++
+				t.leave(c, s, EvictIdle)
+			}
+			s = next
+		}
+	}
+}
+
 // Flush ends every connection as at the end of a capture: pending
 // handshake timers fire (oldest first), then every connection is evicted
 // oldest first with EvictFlush.
@@ -414,7 +452,7 @@ func (t *Table) Flush() {
 	for s := t.timers.head; s != 0; s = t.timers.head {
 		c := &t.conns[s-1]
 		t.unlinkTimer(c, s)
-		t.h.HandshakeTimeout(c, c.LastTS)
+		t.h.HandshakeTimeout(c, c.LastTS, c.LastTS)
 	}
 	for s := t.oldest(); s != 0; s = t.oldest() {
 		t.stats.Flushed++

@@ -27,7 +27,7 @@ type evictCall struct {
 	stage Stage
 }
 
-func (r *recorder) HandshakeTimeout(c *Conn, at int64) {
+func (r *recorder) HandshakeTimeout(c *Conn, at, _ int64) {
 	r.timeouts = append(r.timeouts, timeoutCall{c.ID, at})
 }
 
@@ -395,8 +395,8 @@ func TestCapacityBounds(t *testing.T) {
 
 type nopHandler struct{}
 
-func (nopHandler) HandshakeTimeout(*Conn, int64) {}
-func (nopHandler) Evicted(*Conn, Evict, int64)   {}
+func (nopHandler) HandshakeTimeout(*Conn, int64, int64) {}
+func (nopHandler) Evicted(*Conn, Evict, int64)          {}
 
 func TestPacketAllocatesNothing(t *testing.T) {
 	tb, err := New(Config{Capacity: 128, Seed: 3}, nopHandler{})

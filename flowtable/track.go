@@ -23,6 +23,8 @@ const (
 	SegRST                           // a RST
 	SegRSTToSYN                      // the server's RST/ACK answering the client's SYN (ack = ISN+1) before any SYN/ACK
 	SegMidstream                     // created without seeing the handshake
+	SegAckToSYN                      // the server answered the client's SYN with a bare ACK, not a SYN/ACK (an old connection's TIME_WAIT, a challenge ACK)
+	SegRSTToAck                      // the client's RST to such an ACK while its SYN is pending (RFC 9293 3.10.7.3): the attempt goes on
 )
 
 // Has reports whether all bits of f are set.
@@ -48,10 +50,18 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 		fromClient := fromA == c.ClientIsA
 		if !fromClient || !cl.Has(SideISN) || cl.ISN != Seq(p.Seq) {
 			if c.Stage >= StageClosing || c.Stage == StageSynSent || c.Midstream || !fromClient {
+				prev := Prev{EndTS: c.EndTS, Closed: c.Stage == StageClosed}
+				if prev.EndTS == 0 {
+					prev.EndTS = c.LastTS
+				}
+				if cl.Has(SideTS) && fromClient {
+					prev.TSval, prev.HasTS = cl.TSval, true
+				}
 				s := c.self
 				t.stats.Reused++
 				t.leave(c, s, EvictReused)
 				c, _ = t.upsert(&k)
+				c.Prev = prev
 				created = true
 			}
 		}
@@ -78,6 +88,11 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 	prevStage := c.Stage
 
 	switch {
+	case rst && fromClient && prevStage == StageSynSent:
+		// A client in SYN-SENT resets an unacceptable ACK and keeps
+		// trying (RFC 9293 3.10.7.3); an abandoned connect sends nothing.
+		seg |= SegRSTToAck
+		ack = false // its sequence number is the ACK's ack: not ours
 	case rst:
 		// RFC 793: a RST answering a SYN carries the SYN's seq+1 as ack.
 		if !fromClient && prevStage == StageSynSent && ack && o.Has(SideISN) && Seq(p.Ack) == o.ISN+1 {
@@ -143,7 +158,15 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			c.Stage = StageEstablished
 			c.EstTS = ts
 			seg |= SegHandshakeAck
-		case fromClient && !syn && c.Stage == StageSynSent:
+		case !fromClient && !syn && c.Stage == StageSynSent && o.Has(SideISN) && a != o.ISN+1:
+			// Not an answer to this SYN: the server holds an older
+			// connection on the 4-tuple (TIME_WAIT) and acknowledges
+			// that one. The SYN was answered, so no handshake timeout.
+			seg |= SegAckToSYN
+			if c.deadline != 0 {
+				t.unlinkTimer(c, c.self)
+			}
+		case fromClient && !syn && c.Stage == StageSynSent && seg&SegRSTToAck == 0:
 			// The client acknowledges a SYN/ACK the sensor never saw: the
 			// capture misses the server's direction (one-sided SPAN) or
 			// lost it. The SYN was answered; do not time it out.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Replay plays a pcap or pcapng recording through the same Source
@@ -40,6 +41,7 @@ type Replay struct {
 	// The reader's counts, published to st after each batch.
 	packets, bytes, dropped uint64
 	firstTS, lastTS         int64
+	nextBeat                int64 // capture time of the next beat
 	st                      struct {
 		packets, bytes, dropped atomic.Uint64
 		firstTS, lastTS         atomic.Int64
@@ -226,6 +228,7 @@ func (r *Replay) run() {
 	r.st.done.Store(true)
 	for _, s := range r.srcs {
 		if b := s.fill; b != nil && b.n > 0 && !s.dead {
+			b.clock = r.lastTS
 			s.full <- b // never blocks: the channel holds every buffer
 		}
 		s.fill = nil
@@ -259,6 +262,39 @@ func (r *Replay) pump() error {
 		}
 		if !r.put(s, data, ts, wire, link) {
 			return nil
+		}
+		if ts >= r.nextBeat && n > 1 {
+			r.beat(ts)
+		}
+	}
+}
+
+// beatInterval is how much capture time may pass before every worker is
+// told the clock, even one that gets no frames: its timers must fire
+// when they are due, not at the end of the file.
+const beatInterval = int64(500 * time.Millisecond)
+
+// beat hands each source that has heard nothing for beatInterval its
+// partly filled buffer, or an empty one carrying only the clock.
+func (r *Replay) beat(ts int64) {
+	r.nextBeat = ts + beatInterval
+	for _, s := range r.srcs {
+		if s.dead || ts-s.sentClock < beatInterval {
+			continue
+		}
+		if s.fill != nil && s.fill.n > 0 {
+			r.flush(s)
+			continue
+		}
+		select {
+		case b := <-s.free: // never wait: a busy worker has buffers to go
+			b.link, b.n = r.rd.link, 0
+			if b.arena != nil {
+				b.arena = b.arena[:0]
+			}
+			s.fill = b
+			r.flush(s)
+		default:
 		}
 	}
 }
@@ -330,6 +366,8 @@ func (r *Replay) flush(s *replaySource) {
 		s.dead = true
 		r.dropped += uint64(s.fill.n)
 	default:
+		s.fill.clock = r.lastTS
+		s.sentClock = r.lastTS
 		s.full <- s.fill // never blocks: the channel holds every buffer
 	}
 	s.fill = nil
@@ -348,6 +386,7 @@ func (r *Replay) publish() {
 type replayBuf struct {
 	link  LinkType
 	n     int
+	clock int64 // the reader's latest capture time when it was handed over
 	arena []byte
 	end   []int // end[i] is the arena offset just past frame i
 	ts    []int64
@@ -367,8 +406,9 @@ type replaySource struct {
 	pos int // frames of cur already delivered
 
 	// Reader side.
-	fill *replayBuf // the buffer being filled
-	dead bool       // done was seen closed
+	fill      *replayBuf // the buffer being filled
+	dead      bool       // done was seen closed
+	sentClock int64      // the clock of the last buffer handed over
 }
 
 var _ Source = (*replaySource)(nil)
@@ -418,7 +458,7 @@ func (s *replaySource) NextBatch(b *Batch) error {
 		b.WireLen[i] = buf.wire[s.pos+i]
 		start = end
 	}
-	b.Link, b.N = buf.link, n
+	b.Link, b.N, b.Clock = buf.link, n, buf.clock
 	s.pos += n
 	return nil
 }

@@ -52,8 +52,11 @@ func drain(src ring.Source, size int) ([]frame, []batchInfo, error) {
 			}
 			return frames, batches, err
 		}
+		if b.N == 0 && b.Clock == 0 {
+			return frames, batches, errors.New("empty batch without error or clock")
+		}
 		if b.N == 0 {
-			return frames, batches, errors.New("empty batch without error")
+			continue // a clock beat for an idle worker
 		}
 		batches = append(batches, batchInfo{b.Link, b.N})
 		for i := 0; i < b.N; i++ {

@@ -416,9 +416,16 @@ func TestReplayCloseUnblocks(t *testing.T) {
 	src := rp.Sources()[0]
 	done := make(chan error)
 	go func() {
-		done <- src.NextBatch(ring.NewBatch(8))
+		b := ring.NewBatch(8)
+		for {
+			// Worker 0 gets clock beats only (N == 0).
+			if err := src.NextBatch(b); err != nil || b.N > 0 {
+				done <- err
+				return
+			}
+		}
 	}()
-	// Worker 0 gets nothing and worker 1 is not read: the reader fills
+	// Worker 0 gets no frames and worker 1 is not read: the reader fills
 	// worker 1's buffers and waits; NextBatch on worker 0 blocks.
 	select {
 	case err := <-done:

@@ -39,6 +39,10 @@ type Batch struct {
 	TS []int64
 	// WireLen[i] is the frame's length on the wire (>= len(Frames[i])).
 	WireLen []int
+	// Clock is the capture time the source has reached: no later frame
+	// of this source is older. It lets an idle worker run its timers; a
+	// batch may carry only a clock (N == 0). 0 when unknown.
+	Clock int64
 }
 
 // DefaultBatchSize is the replay batch size and the capacity NewBatch

@@ -112,10 +112,13 @@ func (e *Encoder) AppendJSON(dst []byte, ev *detectors.Event, seq uint64) []byte
 	} else {
 		dst = append(dst, `"ipv6"`...)
 	}
-	dst = append(dst, `,"iana_number":"6","community_id":"`...)
-	dst = AppendCommunityID(dst, e.CommunitySeed, ev.Family,
-		ev.Client.Addr, ev.Server.Addr, ev.Client.Port, ev.Server.Port, 6)
-	dst = append(dst, '"')
+	dst = append(dst, `,"iana_number":"6"`...)
+	if !aggregate(ev) {
+		dst = append(dst, `,"community_id":"`...)
+		dst = AppendCommunityID(dst, e.CommunitySeed, ev.Family,
+			ev.Client.Addr, ev.Server.Addr, ev.Client.Port, ev.Server.Port, 6)
+		dst = append(dst, '"')
+	}
 	if ev.NVLAN > 0 {
 		dst = append(dst, `,"vlan":`...)
 		dst = appendVLAN(dst, ev.VLAN[0])
@@ -133,10 +136,14 @@ func (e *Encoder) AppendJSON(dst []byte, ev *detectors.Event, seq uint64) []byte
 	dst = appendString(dst, ev.Severity.String())
 	dst = append(dst, `,"count":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Count), 10)
-	dst = append(dst, `,"flow_id":`...)
-	dst = strconv.AppendUint(dst, ev.FlowID, 10)
-	dst = append(dst, `,"history":`...)
-	dst = appendString(dst, ev.History[:min(int(ev.HistoryLen), len(ev.History))])
+	if ev.FlowID != 0 {
+		dst = append(dst, `,"flow_id":`...)
+		dst = strconv.AppendUint(dst, ev.FlowID, 10)
+	}
+	if ev.HistoryLen > 0 {
+		dst = append(dst, `,"history":`...)
+		dst = appendString(dst, ev.History[:min(int(ev.HistoryLen), len(ev.History))])
+	}
 	dst = append(dst, `,"capture":{"midstream":`...)
 	dst = strconv.AppendBool(dst, ev.Capture&detectors.CaptureMidstream != 0)
 	dst = append(dst, `,"one_sided":`...)
@@ -153,9 +160,53 @@ func (e *Encoder) AppendJSON(dst []byte, ev *detectors.Event, seq uint64) []byte
 		}
 		dst = appendString(dst, x.Key.String())
 		dst = append(dst, ':')
-		dst = strconv.AppendInt(dst, x.Value, 10)
+		dst = appendValue(dst, x)
+	}
+	if n := min(int(ev.NTop), detectors.MaxTop); n > 0 {
+		if ev.NEvidence > 0 {
+			dst = append(dst, ',')
+		}
+		if ev.Type == detectors.TypeFailedConnectionRate {
+			dst = append(dst, `"top_clients":[`...)
+		} else {
+			dst = append(dst, `"top_peers":[`...)
+		}
+		for i, p := range ev.Top[:n] {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"ip":"`...)
+			dst = detectors.Endpoint{Addr: p.Addr}.AddrOf(ev.Family).AppendTo(dst)
+			dst = append(dst, `","count":`...)
+			dst = strconv.AppendUint(dst, uint64(p.Count), 10)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
 	}
 	return append(dst, `}}}`...)
+}
+
+// aggregate reports whether ev is about many connections (no flow): it
+// has no community_id, flow_id or history, and its source names only the
+// top client's address.
+func aggregate(ev *detectors.Event) bool { return ev.FlowID == 0 }
+
+// appendValue appends an evidence value as its key's kind says.
+func appendValue(dst []byte, x detectors.Evidence) []byte {
+	switch x.Key.Kind() {
+	case detectors.KindBool:
+		return strconv.AppendBool(dst, x.Value != 0)
+	case detectors.KindMilli:
+		v := x.Value
+		if v < 0 {
+			dst = append(dst, '-')
+			v = -v
+		}
+		dst = strconv.AppendInt(dst, v/1000, 10)
+		dst = append(dst, '.')
+		return appendDigits(dst, int(v%1000), 3)
+	}
+	return strconv.AppendInt(dst, x.Value, 10)
 }
 
 // appendTime appends capture time ns (nanoseconds since the epoch) as a
@@ -217,10 +268,14 @@ func escapeTail(dst []byte, p int) []byte {
 	return dst[:p+n]
 }
 
-// appendEndpoint appends {"ip":"...","port":N}.
+// appendEndpoint appends {"ip":"...","port":N}; port 0 (an aggregate
+// event's top client) is left out.
 func appendEndpoint(dst []byte, family uint8, ep detectors.Endpoint) []byte {
 	dst = append(dst, `{"ip":"`...)
 	dst = ep.AddrOf(family).AppendTo(dst)
+	if ep.Port == 0 {
+		return append(dst, `"}`...)
+	}
 	dst = append(dst, `","port":`...)
 	dst = strconv.AppendUint(dst, uint64(ep.Port), 10)
 	return append(dst, '}')

@@ -64,8 +64,9 @@ type Summary struct {
 	Bytes        uint64 // on the wire
 	Drops        [decode.NumReasons]uint64
 	OptMalformed uint64
-	Flows        flowtable.Stats // summed over workers (Active: at the end, before the final flush)
-	Events       [detectors.NumTypes]uint64
+	Flows        flowtable.Stats            // summed over workers (Active: at the end, before the final flush)
+	Events       [detectors.NumTypes]uint64 // events written, by type
+	Folded       [detectors.NumTypes]uint64 // repeats folded into them (tcpsentry.count)
 	EventsLost   uint64
 	Truncated    bool // the capture's last record was cut short
 	FirstTS      int64
@@ -107,18 +108,19 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 	}
 	srcs := rp.Sources()
 
-	pub := newPublisher(cfg, out)
+	pub := newPublisher(cfg, out, len(srcs))
 	tcfg := cfg.Table
 	tcfg.Seed = seed
 	tcfg.Capacity = (cfg.Flows + cfg.Workers - 1) / cfg.Workers
 	workers := make([]*Worker, len(srcs))
 	for i, src := range srcs {
-		w, err := newWorker(src, tcfg, cfg.Detectors, 0, pub.send)
+		w, err := newWorker(i, src, tcfg, cfg.Detectors, 0, pub.sender(i))
 		if err != nil {
 			rp.Close()
-			pub.close()
+			pub.abort()
 			return Summary{}, err
 		}
+		w.endClock = func() int64 { return rp.Stats().LastTS }
 		workers[i] = w
 	}
 
@@ -139,7 +141,7 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 		}()
 	}
 	wg.Wait()
-	perr := pub.close()
+	perr := pub.wait()
 
 	sum := Summary{Workers: len(workers), Elapsed: time.Since(start)}
 	for _, w := range workers {
@@ -156,11 +158,10 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 		sum.Flows.EvictedFull += fs.EvictedFull
 		sum.Flows.Reused += fs.Reused
 		sum.Flows.Flushed += fs.Flushed
-		for i, n := range w.det.Counts {
-			sum.Events[i] += n
-		}
 		sum.EventsLost += w.out.Dropped
 	}
+	sum.Events = pub.cor.Counts
+	sum.Folded = pub.cor.Folded
 	st := rp.Stats()
 	sum.Truncated = st.Truncated
 	sum.FirstTS, sum.LastTS = st.FirstTS, st.LastTS
@@ -191,55 +192,103 @@ func fanoutHash(seed uint64) ring.HashFunc {
 	}
 }
 
-// publisher encodes events from all workers and writes them as JSON lines.
-// Workers hand events over a channel; in replay a full channel blocks the
-// worker (a recording can wait), so nothing is lost.
+// publisher runs the Correlator over every worker's batches and writes
+// its events as JSON lines. Each worker has a few batches that travel to
+// the publisher and back; in replay a worker waits for a free one (a
+// recording can wait), so nothing is lost.
 type publisher struct {
-	ch   chan detectors.Event
-	done chan error
+	in    chan *detectors.Batch
+	free  []chan *detectors.Batch
+	cor   *detectors.Correlator
+	done  chan error
+	enc   *events.Encoder
+	bw    *bufio.Writer
+	buf   []byte
+	seq   uint64
+	werr  error
+	abort func()
 }
 
-func newPublisher(cfg Config, out io.Writer) *publisher {
+// batchesPerWorker is how many batches each worker has in flight.
+const batchesPerWorker = 4
+
+func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 	var rnd [2]byte
 	_, _ = rand.Read(rnd[:])
-	enc := &events.Encoder{
-		Sensor:     cfg.Name,
-		Version:    cfg.Version,
-		Interfaces: cfg.Interfaces,
-		IDPrefix:   cfg.Name + "-" + hex.EncodeToString(rnd[:]) + "-",
+	p := &publisher{
+		in:   make(chan *detectors.Batch, workers*batchesPerWorker),
+		free: make([]chan *detectors.Batch, workers),
+		done: make(chan error, 1),
+		enc: &events.Encoder{
+			Sensor:     cfg.Name,
+			Version:    cfg.Version,
+			Interfaces: cfg.Interfaces,
+			IDPrefix:   cfg.Name + "-" + hex.EncodeToString(rnd[:]) + "-",
+		},
+		bw:  bufio.NewWriterSize(out, 64<<10),
+		buf: make([]byte, 0, 4096),
 	}
-	p := &publisher{ch: make(chan detectors.Event, 4096), done: make(chan error, 1)}
+	for i := range p.free {
+		p.free[i] = make(chan *detectors.Batch, batchesPerWorker)
+		for range batchesPerWorker - 1 { // the worker's Out holds one
+			p.free[i] <- detectors.NewBatch()
+		}
+	}
+	p.cor = detectors.NewCorrelator(cfg.Detectors, workers, p.write)
+	stop := make(chan struct{})
+	var once sync.Once
+	p.abort = func() { once.Do(func() { close(stop) }) }
 	go func() {
-		bw := bufio.NewWriterSize(out, 64<<10)
-		buf := make([]byte, 0, 4096)
-		var seq uint64
-		var werr error
-		for ev := range p.ch {
-			seq++
-			buf = enc.AppendJSON(buf[:0], &ev, seq)
-			buf = append(buf, '\n')
-			if werr == nil {
-				if _, err := bw.Write(buf); err != nil {
-					werr = fmt.Errorf("writing events: %w", err)
+		for !p.cor.Done() {
+			var b *detectors.Batch
+			select {
+			case b = <-p.in:
+			case <-stop:
+				p.done <- nil
+				return
+			}
+			p.cor.Add(b)
+			b.Events, b.Facts, b.Final = b.Events[:0], b.Facts[:0], false
+			if b.Worker >= 0 && b.Worker < len(p.free) {
+				select {
+				case p.free[b.Worker] <- b:
+				default:
 				}
 			}
 		}
-		if err := bw.Flush(); err != nil && werr == nil {
-			werr = fmt.Errorf("writing events: %w", err)
+		p.cor.Finish()
+		if err := p.bw.Flush(); err != nil && p.werr == nil {
+			p.werr = fmt.Errorf("writing events: %w", err)
 		}
-		p.done <- werr
+		p.done <- p.werr
 	}()
 	return p
 }
 
-// send is a worker's Out flush function.
-func (p *publisher) send(evs []detectors.Event) {
-	for i := range evs {
-		p.ch <- evs[i]
+// sender is worker w's detectors.Out send function.
+func (p *publisher) sender(w int) func(*detectors.Batch) *detectors.Batch {
+	return func(b *detectors.Batch) *detectors.Batch {
+		if b != nil {
+			p.in <- b
+			if b.Final {
+				return nil
+			}
+		}
+		return <-p.free[w]
 	}
 }
 
-func (p *publisher) close() error {
-	close(p.ch)
-	return <-p.done
+// write encodes one event of the Correlator.
+func (p *publisher) write(e *detectors.Event) {
+	p.seq++
+	p.buf = p.enc.AppendJSON(p.buf[:0], e, p.seq)
+	p.buf = append(p.buf, '\n')
+	if p.werr == nil {
+		if _, err := p.bw.Write(p.buf); err != nil {
+			p.werr = fmt.Errorf("writing events: %w", err)
+		}
+	}
 }
+
+// wait waits for the publisher to finish after every worker ended.
+func (p *publisher) wait() error { return <-p.done }

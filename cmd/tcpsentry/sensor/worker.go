@@ -30,12 +30,16 @@ type Worker struct {
 	det   *detectors.Set
 	out   *detectors.Out
 	stats WorkerStats
+	// endClock returns the capture time the whole input reached, read
+	// once the source ended, so every worker ends at the same time.
+	endClock func() int64
 }
 
-// newWorker builds a worker; flush receives its events in batches.
-func newWorker(src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, iface uint16, flush func([]detectors.Event)) (*Worker, error) {
+// newWorker builds worker id; send hands its event batches on (see
+// detectors.NewOut).
+func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, iface uint16, send func(*detectors.Batch) *detectors.Batch) (*Worker, error) {
 	w := &Worker{src: src, batch: ring.NewBatch(0)}
-	w.out = detectors.NewOut(eventBatch, flush)
+	w.out = detectors.NewOut(id, send)
 	w.det = detectors.NewSet(dcfg, w.out, iface)
 	t, err := flowtable.New(tcfg, w.det)
 	if err != nil {
@@ -44,9 +48,6 @@ func newWorker(src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, if
 	w.flows = t
 	return w, nil
 }
-
-// eventBatch is how many events a worker buffers before handing them on.
-const eventBatch = 256
 
 // Process runs one batch through decode, the flow table and the
 // detectors. It is the whole per-packet path.
@@ -66,7 +67,12 @@ func (w *Worker) Process(b *ring.Batch) {
 		c, seg := w.flows.Packet(&w.pkt, ts)
 		w.det.Segment(c, &w.pkt, seg, ts)
 	}
-	w.out.Flush()
+	if b.Clock > 0 {
+		w.flows.Advance(b.Clock)
+	}
+	// Everything this worker emits from now on is due at or after this
+	// (see flowtable.WhenSlack).
+	w.out.Publish(w.flows.Now() - flowtable.WhenSlack)
 }
 
 // run processes batches until the source ends, then ends every flow as at
@@ -79,10 +85,23 @@ func (w *Worker) run() error {
 		}
 		w.Process(w.batch)
 	}
-	w.flows.Flush()
-	w.out.Flush()
+	w.finish()
 	if errors.Is(err, io.EOF) || errors.Is(err, ring.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// finish ends the worker as at the end of the capture: first what is due
+// by the input's last capture time (the same for every worker), then, as
+// the flush, whatever is still open.
+func (w *Worker) finish() {
+	end := w.flows.Now()
+	if w.endClock != nil {
+		end = max(end, w.endClock())
+	}
+	w.flows.AdvanceExact(end)
+	w.out.Flushing()
+	w.flows.Flush()
+	w.out.Close()
 }

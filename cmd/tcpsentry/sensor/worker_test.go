@@ -58,8 +58,16 @@ func withVLAN(b *ring.Batch, tag ...byte) *ring.Batch {
 
 func newTestWorker(t *testing.T, got *[]detectors.Event) *Worker {
 	t.Helper()
-	w, err := newWorker(nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{}, 0,
-		func(evs []detectors.Event) { *got = append(*got, evs...) })
+	spare := detectors.NewBatch()
+	w, err := newWorker(0, nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{}, 0,
+		func(b *detectors.Batch) *detectors.Batch {
+			if b == nil {
+				return spare
+			}
+			*got = append(*got, b.Events...)
+			b.Events, b.Facts = b.Events[:0], b.Facts[:0]
+			return b
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +120,11 @@ func TestProcessAllocatesNothing(t *testing.T) {
 	if allocs := testing.AllocsPerRun(50, run); allocs != 0 {
 		t.Fatalf("%v allocations per run of %d packets", allocs, w.stats.Packets/52)
 	}
-	if c := w.det.Counts; c[detectors.TypeConnectionRefused] != 52*(1+2+1+1) || c[detectors.TypeSynUnanswered] != 52*(1+2+1+1) {
+	var c [detectors.NumTypes]int
+	for _, e := range got {
+		c[e.Type]++
+	}
+	if c[detectors.TypeConnectionRefused] != 52*(1+2+1+1) || c[detectors.TypeSynUnanswered] != 52*(1+2+1+1) {
 		t.Fatalf("%d refused, %d unanswered", c[detectors.TypeConnectionRefused], c[detectors.TypeSynUnanswered])
 	}
 }

@@ -1,0 +1,100 @@
+package detectors
+
+import "hash/maphash"
+
+// aggTable is a fixed-size map for the Correlator's cross-connection
+// state: open addressing over a window of aggProbe slots, never grown.
+// When a key finds its window full, the entry used longest ago in that
+// window gives way (and is reported through the drop callback, so
+// nothing leaves silently).
+type aggTable[K comparable, V any] struct {
+	slots []aggSlot[K, V]
+	mask  uint64
+	seed  maphash.Seed
+	drop  func(*K, *V) // called before an entry gives way; may be nil
+	// Evicted counts entries that gave way to new keys.
+	Evicted uint64
+}
+
+type aggSlot[K comparable, V any] struct {
+	used bool
+	last int64 // capture time of the last use
+	key  K
+	val  V
+}
+
+const aggProbe = 16
+
+func newAggTable[K comparable, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
+	n := 64
+	for n < size {
+		n <<= 1
+	}
+	return &aggTable[K, V]{slots: make([]aggSlot[K, V], n), mask: uint64(n - 1), seed: maphash.MakeSeed(), drop: drop}
+}
+
+// get returns k's value, creating a zero one (created true) when absent.
+func (t *aggTable[K, V]) get(k K, now int64) (v *V, created bool) {
+	i := maphash.Comparable(t.seed, k) & t.mask
+	var free, oldest *aggSlot[K, V]
+	for j := uint64(0); j < aggProbe; j++ {
+		s := &t.slots[(i+j)&t.mask]
+		if !s.used {
+			if free == nil {
+				free = s
+			}
+			continue
+		}
+		if s.key == k {
+			s.last = max(s.last, now)
+			return &s.val, false
+		}
+		if oldest == nil || s.last < oldest.last {
+			oldest = s
+		}
+	}
+	if free == nil {
+		free = oldest
+		t.Evicted++
+		if t.drop != nil {
+			t.drop(&free.key, &free.val)
+		}
+	}
+	var zero V
+	*free = aggSlot[K, V]{used: true, last: now, key: k, val: zero}
+	return &free.val, true
+}
+
+// lookup returns k's value or nil.
+func (t *aggTable[K, V]) lookup(k K) *V {
+	i := maphash.Comparable(t.seed, k) & t.mask
+	for j := uint64(0); j < aggProbe; j++ {
+		s := &t.slots[(i+j)&t.mask]
+		if s.used && s.key == k {
+			return &s.val
+		}
+	}
+	return nil
+}
+
+// remove deletes k.
+func (t *aggTable[K, V]) remove(k K) {
+	i := maphash.Comparable(t.seed, k) & t.mask
+	for j := uint64(0); j < aggProbe; j++ {
+		s := &t.slots[(i+j)&t.mask]
+		if s.used && s.key == k {
+			var zero V
+			s.used, s.val = false, zero
+			return
+		}
+	}
+}
+
+// each calls fn for every entry, in slot order.
+func (t *aggTable[K, V]) each(fn func(*K, *V)) {
+	for i := range t.slots {
+		if s := &t.slots[i]; s.used {
+			fn(&s.key, &s.val)
+		}
+	}
+}

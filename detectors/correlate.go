@@ -1,0 +1,287 @@
+package detectors
+
+import "math"
+
+// Correlator merges the events and facts of every worker in capture-time
+// order and runs what needs more than one connection: the causes of
+// syn_unanswered, ts_regression, failed_connection_rate, rst_storm and the
+// folding of repeats. It is one goroutine's, off the per-packet path.
+//
+// Order makes results independent of the number of workers: an item is
+// processed only when every worker's watermark has passed its At, in
+// (At, flow id, per-worker order), so every run of a capture sees the same
+// sequence whatever the fanout. At the end the items of the workers'
+// flushes are processed last, in the same order among themselves.
+type Correlator struct {
+	cfg  Config
+	emit func(*Event)
+
+	wm    []int64 // per worker
+	final []bool
+	nfin  int
+
+	items  itemHeap
+	evs    []Event // slab for queued events
+	evFree []int32
+	facts  []Fact
+	fFree  []int32
+	flush  []qitem // flush-phase items, sorted at the end
+	clock  int64   // At of the last processed item
+	gen    uint64  // fold windows opened
+
+	servers *aggTable[endpointKey, serverState]
+	clocks  *aggTable[pairKey, tsClock]
+	folds   *aggTable[foldKey, fold]
+	foldQ   foldHeap
+	// regressed: flows whose SYN ts_regression flagged, for the cause of
+	// their syn_unanswered (which follows within seconds).
+	regressed [regressedSize]struct {
+		flow uint64
+		at   int64
+	}
+
+	// Counts is the events emitted, by type; Folded the repeats folded
+	// into them.
+	Counts [NumTypes]uint64
+	Folded [NumTypes]uint64
+	// Late counts items processed before their turn because the queue was
+	// full (order, and so worker independence, is lost for them).
+	Late uint64
+}
+
+const (
+	regressedSize = 4096
+	queueMax      = 1 << 16 // items waiting for the watermark
+)
+
+// CorrelatorSize bounds the cross-connection tables (entries each).
+const CorrelatorSize = 1 << 14
+
+// NewCorrelator returns a correlator for workers workers; emit receives
+// each outgoing event (the pointer is valid for the call).
+func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
+	cfg.defaults()
+	c := &Correlator{
+		cfg:   cfg,
+		emit:  emit,
+		wm:    make([]int64, workers),
+		final: make([]bool, workers),
+	}
+	for i := range c.wm {
+		c.wm[i] = math.MinInt64
+	}
+	c.servers = newAggTable[endpointKey, serverState](CorrelatorSize, nil)
+	c.clocks = newAggTable[pairKey, tsClock](CorrelatorSize, nil)
+	c.folds = newAggTable[foldKey, fold](CorrelatorSize, func(k *foldKey, f *fold) { c.closeFold(f) })
+	return c
+}
+
+// qitem is a queued event (ev >= 0) or fact (fact >= 0).
+type qitem struct {
+	at   int64
+	flow uint64
+	seq  uint64
+	ev   int32
+	fact int32
+}
+
+func (a *qitem) less(b *qitem) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.flow != b.flow {
+		return a.flow < b.flow
+	}
+	return a.seq < b.seq
+}
+
+// itemHeap is a binary min-heap of qitems (container/heap would box
+// every item in an interface, an allocation each).
+type itemHeap []qitem
+
+func (h *itemHeap) push(q qitem) {
+	*h = append(*h, q)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !a[i].less(&a[p]) {
+			break
+		}
+		a[i], a[p] = a[p], a[i]
+		i = p
+	}
+}
+
+func (h *itemHeap) pop() qitem {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && a[l].less(&a[m]) {
+			m = l
+		}
+		if r := l + 1; r < n && a[r].less(&a[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	*h = a
+	return top
+}
+
+// Add takes a worker's batch (the caller may reuse it after) and
+// processes every item all watermarks have passed.
+func (c *Correlator) Add(b *Batch) {
+	for i := range b.Events {
+		e := &b.Events[i]
+		var idx int32
+		if n := len(c.evFree); n > 0 {
+			idx = c.evFree[n-1]
+			c.evFree = c.evFree[:n-1]
+			c.evs[idx] = *e
+		} else {
+			idx = int32(len(c.evs))
+			c.evs = append(c.evs, *e)
+		}
+		q := qitem{at: e.At, flow: e.FlowID, seq: e.seq, ev: idx, fact: -1}
+		if e.flush {
+			c.flush = append(c.flush, q)
+		} else {
+			c.push(q)
+		}
+	}
+	for i := range b.Facts {
+		f := &b.Facts[i]
+		var idx int32
+		if n := len(c.fFree); n > 0 {
+			idx = c.fFree[n-1]
+			c.fFree = c.fFree[:n-1]
+			c.facts[idx] = *f
+		} else {
+			idx = int32(len(c.facts))
+			c.facts = append(c.facts, *f)
+		}
+		c.push(qitem{at: f.At, flow: f.FlowID, seq: f.seq, ev: -1, fact: idx})
+	}
+	if b.Worker >= 0 && b.Worker < len(c.wm) {
+		if b.Watermark > c.wm[b.Worker] {
+			c.wm[b.Worker] = b.Watermark
+		}
+		if b.Final && !c.final[b.Worker] {
+			c.final[b.Worker] = true
+			c.nfin++
+		}
+	}
+	c.run()
+}
+
+func (c *Correlator) push(q qitem) {
+	c.items.push(q)
+	if len(c.items) > queueMax {
+		c.Late++
+		c.process(c.items.pop())
+	}
+}
+
+// run processes the queued items below every worker's watermark.
+func (c *Correlator) run() {
+	wm := int64(math.MaxInt64)
+	for _, w := range c.wm {
+		wm = min(wm, w)
+	}
+	for len(c.items) > 0 && (c.items[0].at < wm || c.nfin == len(c.wm)) {
+		c.process(c.items.pop())
+	}
+}
+
+// Done reports whether every worker sent its final batch.
+func (c *Correlator) Done() bool { return c.nfin == len(c.wm) }
+
+// Finish processes what is left — the workers' flushes last, in order —
+// and closes every fold window. Call it once all workers are final.
+func (c *Correlator) Finish() {
+	for len(c.items) > 0 {
+		c.process(c.items.pop())
+	}
+	var fl itemHeap
+	for _, q := range c.flush {
+		fl.push(q)
+	}
+	for len(fl) > 0 {
+		c.process(fl.pop())
+	}
+	c.flush = c.flush[:0]
+	for len(c.foldQ) > 0 {
+		c.expire(c.foldQ.pop())
+	}
+}
+
+func (c *Correlator) process(q qitem) {
+	if q.at > c.clock {
+		c.clock = q.at
+	}
+	c.expireFolds(c.clock)
+	if q.ev >= 0 {
+		e := &c.evs[q.ev]
+		c.event(e)
+		c.evFree = append(c.evFree, q.ev)
+		return
+	}
+	f := &c.facts[q.fact]
+	switch f.Kind {
+	case FactSYN:
+		c.synFact(f)
+	case FactSynAck:
+		st, _ := c.servers.get(endpointOf(f.Family, f.Server), f.At)
+		if sec := f.At / 1e9; sec > st.synAckSec {
+			st.synAckSec = sec
+		}
+	case FactEnd:
+		c.endFact(f)
+	}
+	c.fFree = append(c.fFree, q.fact)
+}
+
+// event finishes a per-connection event: the causes that need other
+// connections, the aggregates it feeds, then folding.
+func (c *Correlator) event(e *Event) {
+	switch e.Type {
+	case TypeSynUnanswered:
+		st, _ := c.servers.get(endpointOf(e.Family, e.Server), e.At)
+		switch {
+		case c.wasRegressed(e.FlowID):
+			e.Cause = CausePAWSNATTimestamps
+			e.Severity = SeverityCritical
+		case st.synAckSec > e.Start/1e9 && st.synAckSec <= e.At/1e9:
+			// The server answered other SYNs to this port in a later
+			// second than this SYN's: it is up, and drops this one.
+			e.Cause = CauseListenQueueOverflow
+		}
+		c.fold(e)
+		c.failure(e, st)
+	case TypeConnectionRefused:
+		st, _ := c.servers.get(endpointOf(e.Family, e.Server), e.At)
+		c.fold(e)
+		c.failure(e, st)
+	default:
+		c.fold(e)
+	}
+}
+
+// endpointKey names a host:port (the port 0 for a host).
+type endpointKey struct {
+	family uint8
+	port   uint16
+	addr   [16]byte
+}
+
+func endpointOf(family uint8, ep Endpoint) endpointKey {
+	return endpointKey{family: family, port: ep.Port, addr: ep.Addr}
+}

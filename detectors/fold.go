@@ -1,0 +1,147 @@
+package detectors
+
+// foldKey is what repeats are folded by: (type, client ip, server ip,
+// server port). Aggregate events have no client; ts_regression is per
+// (source, destination) pair.
+type foldKey struct {
+	t      Type
+	family uint8
+	port   uint16
+	client [16]byte
+	server [16]byte
+}
+
+// fold is one open window: the event that opened it went out at once;
+// repeats until `until` are counted into one report.
+type fold struct {
+	until      int64
+	gen        uint64
+	n          uint32
+	first      Event // the first repeat
+	start, end int64
+	sev        Severity
+}
+
+type foldRef struct {
+	until int64
+	gen   uint64
+	key   foldKey
+}
+
+// foldHeap orders open windows by their end, then by age.
+type foldHeap []foldRef
+
+func (h *foldHeap) less(i, j int) bool {
+	a := *h
+	if a[i].until != a[j].until {
+		return a[i].until < a[j].until
+	}
+	return a[i].gen < a[j].gen
+}
+
+func (h *foldHeap) push(r foldRef) {
+	*h = append(*h, r)
+	for i := len(*h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		(*h)[i], (*h)[p] = (*h)[p], (*h)[i]
+		i = p
+	}
+}
+
+func (h *foldHeap) pop() foldRef {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	*h = a[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && h.less(l, m) {
+			m = l
+		}
+		if r := l + 1; r < n && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	return top
+}
+
+func (c *Correlator) foldWindow(t Type) int64 {
+	if t == TypeTSRegression {
+		return int64(c.cfg.TSFold)
+	}
+	return int64(c.cfg.Fold)
+}
+
+// fold sends e out when it opens a window, else counts it into the
+// window's report.
+func (c *Correlator) fold(e *Event) {
+	k := foldKey{t: e.Type, family: e.Family, server: e.Server.Addr}
+	switch e.Type {
+	case TypeFailedConnectionRate, TypeRstStorm:
+		k.port = e.Server.Port
+	case TypeTSRegression:
+		k.client = e.Client.Addr
+	default:
+		k.client = e.Client.Addr
+		k.port = e.Server.Port
+	}
+	f, created := c.folds.get(k, e.At)
+	if created {
+		c.gen++
+		f.until, f.gen = e.At+c.foldWindow(e.Type), c.gen
+		c.foldQ.push(foldRef{until: f.until, gen: f.gen, key: k})
+		c.out(e)
+		return
+	}
+	if f.n == 0 {
+		f.first = *e
+		f.start, f.end, f.sev = e.Start, e.End, e.Severity
+	}
+	f.n++
+	f.end = max(f.end, e.End)
+	f.sev = max(f.sev, e.Severity)
+	c.Folded[e.Type]++
+}
+
+// expireFolds closes the windows that ended by now.
+func (c *Correlator) expireFolds(now int64) {
+	for len(c.foldQ) > 0 && c.foldQ[0].until <= now {
+		c.expire(c.foldQ.pop())
+	}
+}
+
+func (c *Correlator) expire(r foldRef) {
+	f := c.folds.lookup(r.key)
+	if f == nil || f.gen != r.gen {
+		return // gave way to another key, and was reported then
+	}
+	c.closeFold(f)
+	c.folds.remove(r.key)
+}
+
+// closeFold reports a window's repeats, if any.
+func (c *Correlator) closeFold(f *fold) {
+	if f.n == 0 {
+		return
+	}
+	e := f.first
+	e.Count = f.n
+	e.Start, e.End, e.Severity = f.start, f.end, f.sev
+	e.At = f.until
+	f.n = 0
+	c.out(&e)
+}
+
+func (c *Correlator) out(e *Event) {
+	c.Counts[e.Type]++
+	c.emit(e)
+}
