@@ -33,6 +33,7 @@ var Scenarios = []ShippedCapture{
 	seed000Scenario(),
 	seed001Scenario(),
 	rstStormScenario(),
+	cleanManyScenario(),
 }
 
 // ev is an ExpectedEvent.
