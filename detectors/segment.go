@@ -29,6 +29,9 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 	if seg&control != 0 {
 		s.control(c, p, seg, ts, at, dir)
 	}
+	if n.Pending&pendSynAck != 0 && seg&(flowtable.SegData|flowtable.SegDataRetrans) != 0 {
+		s.synAckResolved(c, dir, ts, at)
+	}
 	rst := p.Flags&decode.FlagRST != 0
 	if p.Flags&decode.FlagACK != 0 && !rst && c.Side[flowtable.Client].Has(flowtable.SideISN) &&
 		c.Side[flowtable.Server].Has(flowtable.SideISN) {
@@ -42,9 +45,6 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 	}
 	if n.RtxN[flowtable.Client] > 0 && dir == flowtable.Server {
 		s.peerSpoke(c)
-	}
-	if n.Pending&pendSynAck != 0 && seg&(flowtable.SegData|flowtable.SegDataRetrans) != 0 {
-		s.synAckResolved(c, dir, ts, at)
 	}
 	if seg&flowtable.SegFIN != 0 && dir == flowtable.Client || rst {
 		s.requestEnded(c, at)

@@ -83,6 +83,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 	s, o := &c.Side[dir], &c.Side[other]
 	seq := Seq(p.Seq)
 	s.Pkts++
+	s.Flags |= SideSent
 	s.LastTS = ts
 	c.LastTS = ts
 	prevStage := c.Stage
@@ -220,7 +221,9 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 		s.NextSeq = end
 		s.Flags |= SideSeq
 	}
-	s.Window = p.Window
+	if !rst {
+		s.Window = p.Window // a RST's window means nothing (Linux sends 0)
+	}
 	if p.Opts&decode.OptTimestamp != 0 {
 		s.TSval = p.TSval
 		s.Flags |= SideTS

@@ -52,6 +52,10 @@ func fuzzEvent(b *fuzzBytes) detectors.Event {
 	for i := range ev.Evidence {
 		ev.Evidence[i] = detectors.Evidence{Key: detectors.EvidenceKey(b.u8()), Value: int64(b.u64())}
 	}
+	ev.NTop = b.u8()
+	for i := range ev.Top {
+		ev.Top[i] = detectors.Peer{Addr: [16]byte(b.take(16)), Count: b.u32()}
+	}
 	return ev
 }
 
@@ -126,6 +130,11 @@ func eventBytes(ev *detectors.Event) []byte {
 	for _, x := range ev.Evidence {
 		b = append(b, byte(x.Key))
 		b = binary.BigEndian.AppendUint64(b, uint64(x.Value))
+	}
+	b = append(b, ev.NTop)
+	for _, p := range ev.Top {
+		b = append(b, p.Addr[:]...)
+		b = binary.BigEndian.AppendUint32(b, p.Count)
 	}
 	return b
 }

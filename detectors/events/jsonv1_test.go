@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -88,6 +89,73 @@ func unanswered(t testing.TB, client, server string) detectors.Event {
 	return ev
 }
 
+// deferAccept is DESIGN.md section 3's example event.
+func deferAccept(t testing.TB) detectors.Event {
+	ev := detectors.Event{
+		Type:     detectors.TypeSynackRetransmitAfterAck,
+		Cause:    detectors.CauseTCPDeferAccept,
+		Severity: detectors.SeverityWarning,
+		Start:    ns(t, "2026-11-21T10:00:00.030114Z"),
+		End:      ns(t, "2026-11-21T10:00:01.532114Z"),
+		FlowID:   8112530918811,
+		Count:    1,
+	}
+	ev.Client, ev.Family = endpoint(t, "192.0.2.7", 51234)
+	ev.Server, _ = endpoint(t, "10.0.0.5", 80)
+	ev.History, ev.HistoryLen = history("ShAhhD")
+	ev.AddEvidence(detectors.EvSynackRetransmitsAfterAck, 1)
+	ev.AddEvidence(detectors.EvSynackRetransmitDelayMs, 1300)
+	ev.AddEvidence(detectors.EvHandshakeToFirstDataMs, 1500)
+	return ev
+}
+
+// rstIgnored carries a boolean evidence value.
+func rstIgnored(t testing.TB) detectors.Event {
+	ev := detectors.Event{
+		Type:     detectors.TypeRstIgnored,
+		Cause:    detectors.CauseRstOutOfWindow,
+		Severity: detectors.SeverityWarning,
+		Start:    ns(t, "2026-11-21T10:00:01.6Z"),
+		End:      ns(t, "2026-11-21T10:00:01.8Z"),
+		FlowID:   8112530918811,
+		Count:    1,
+	}
+	ev.Client, ev.Family = endpoint(t, "192.0.2.7", 51234)
+	ev.Server, _ = endpoint(t, "10.0.0.5", 80)
+	ev.History, ev.HistoryLen = history("ShAhDr")
+	ev.AddEvidence(detectors.EvRstSeq, 2106390967)
+	ev.AddEvidence(detectors.EvRstInWindow, 0)
+	ev.AddEvidence(detectors.EvReceiverNextSeq, 2962498563)
+	ev.AddEvidence(detectors.EvReceiverWindow, 64256)
+	ev.AddEvidence(detectors.EvSegmentsAfterRst, 1)
+	ev.AddEvidence(detectors.EvIgnoredMs, 200)
+	return ev
+}
+
+// failedRate is an aggregate event: no flow, a top-clients list, a rate.
+func failedRate(t testing.TB) detectors.Event {
+	ev := detectors.Event{
+		Type:     detectors.TypeFailedConnectionRate,
+		Cause:    detectors.CauseNoListener,
+		Severity: detectors.SeverityWarning,
+		Start:    ns(t, "2026-11-21T10:00:00Z"),
+		End:      ns(t, "2026-11-21T10:00:04.5Z"),
+		Count:    1,
+	}
+	ev.Server, ev.Family = endpoint(t, "127.0.0.1", 7211)
+	c2, _ := endpoint(t, "127.0.0.2", 0)
+	ev.Client, _ = endpoint(t, "127.0.0.1", 0)
+	ev.NTop = 2
+	ev.Top[0] = detectors.Peer{Addr: ev.Client.Addr, Count: 9}
+	ev.Top[1] = detectors.Peer{Addr: c2.Addr, Count: 1}
+	ev.AddEvidence(detectors.EvFailures, 10)
+	ev.AddEvidence(detectors.EvRefused, 10)
+	ev.AddEvidence(detectors.EvUnanswered, 0)
+	ev.AddEvidence(detectors.EvWindowS, 10)
+	ev.AddEvidence(detectors.EvRatePerS, 2010)
+	return ev
+}
+
 func withVLAN(ev detectors.Event, ids ...uint16) detectors.Event {
 	ev.NVLAN = uint8(copy(ev.VLAN[:], ids))
 	return ev
@@ -113,6 +181,9 @@ func goldenCases(t testing.TB) []struct {
 		{"syn_unanswered_ipv4_qinq", 124, withVLAN(unanswered(t, "198.51.100.20", "203.0.113.9"), 300, 4094)},
 		{"syn_unanswered_ipv6", 999999999999, unanswered(t, "2001:db8:ffff::20", "2001:db8::9")},
 		{"syn_unanswered_ipv6_vlan", 1000000000000, withVLAN(unanswered(t, "2001:db8:ffff::20", "2001:db8::9"), 0x2000|42)}, // PCP bits dropped
+		{"synack_retransmit_after_ack_design", 5, deferAccept(t)},
+		{"rst_ignored_ipv4", 6, rstIgnored(t)},
+		{"failed_connection_rate_lo", 7, failedRate(t)},
 	}
 }
 
@@ -162,6 +233,11 @@ var optionalKeys = map[string]bool{
 	"network.vlan":                       true,
 	"network.inner":                      true,
 	"tcpsentry.capture.checksum_offload": true,
+	// Aggregate events (no flow) leave these out.
+	"source.port":          true,
+	"network.community_id": true,
+	"tcpsentry.flow_id":    true,
+	"tcpsentry.history":    true,
 }
 
 // checkKeys walks the output token by token and checks that every object
@@ -203,7 +279,7 @@ func checkKeys(t *testing.T, out []byte) {
 			walk(p)
 		}
 		d.Token()
-		if path == "tcpsentry.evidence" {
+		if strings.HasPrefix(path, "tcpsentry.evidence") {
 			return
 		}
 		want, ok := ecsKeys[path]
@@ -264,8 +340,35 @@ type wire struct {
 		FlowID   uint64 `json:"flow_id"`
 		History  string
 		Capture  map[string]bool
-		Evidence map[string]int64
+		Evidence map[string]json.RawMessage
 	}
+}
+
+// evidenceValue reads an evidence value back as its key's kind wrote it.
+func evidenceValue(t testing.TB, k detectors.EvidenceKey, raw json.RawMessage) int64 {
+	t.Helper()
+	switch k.Kind() {
+	case detectors.KindBool:
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			t.Errorf("evidence %s: %v", k, err)
+		}
+		if b {
+			return 1
+		}
+		return 0
+	case detectors.KindMilli:
+		var f float64
+		if err := json.Unmarshal(raw, &f); err != nil {
+			t.Errorf("evidence %s: %v", k, err)
+		}
+		return int64(math.Round(f * 1000))
+	}
+	var v int64
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Errorf("evidence %s: %v", k, err)
+	}
+	return v
 }
 
 func decode(t *testing.T, out []byte) wire {
@@ -357,11 +460,11 @@ func TestAppendJSONSchema(t *testing.T) {
 			if want := map[string]bool{"midstream": false, "one_sided": false, "loss_suspected": false}; !reflect.DeepEqual(w.Tcpsentry.Capture, want) {
 				t.Errorf("capture %v", w.Tcpsentry.Capture)
 			}
-			if len(w.Tcpsentry.Evidence) != int(ev.NEvidence) {
+			if len(w.Tcpsentry.Evidence) != int(ev.NEvidence)+min(int(ev.NTop), 1) {
 				t.Errorf("evidence %v", w.Tcpsentry.Evidence)
 			}
 			for _, x := range ev.Evidence[:ev.NEvidence] {
-				if v, ok := w.Tcpsentry.Evidence[x.Key.String()]; !ok || v != x.Value {
+				if v, ok := w.Tcpsentry.Evidence[x.Key.String()]; !ok || evidenceValue(t, x.Key, v) != x.Value {
 					t.Errorf("evidence %s = %d, %v; want %d", x.Key, v, ok, x.Value)
 				}
 			}
