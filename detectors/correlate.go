@@ -266,6 +266,17 @@ func (c *Correlator) event(e *Event) {
 		}
 		c.fold(e)
 		c.failure(e, st)
+	case TypeRequestUnanswered:
+		// A server that fell silent on this connection but answered SYNs
+		// to the same port meanwhile is up: it discards the request (a
+		// full accept queue after a SYN cookie, a crashed application).
+		if e.Cause == CausePathBlackhole {
+			if st := c.servers.lookup(endpointOf(e.Family, e.Server)); st != nil &&
+				st.synAckSec > e.Start/1e9 && st.synAckSec <= e.At/1e9 {
+				e.Cause = CauseServerDiscarding
+			}
+		}
+		c.fold(e)
 	case TypeConnectionRefused:
 		st, _ := c.servers.get(endpointOf(e.Family, e.Server), e.At)
 		c.fold(e)

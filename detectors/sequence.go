@@ -183,7 +183,8 @@ func (s *Set) peerSpoke(c *flowtable.Conn) {
 // requestEnded: the connection ends (client FIN, a RST, or it leaves the
 // table) with a client segment retransmitted RequestRetransmits times and
 // never acknowledged. A server that still sent segments meanwhile
-// discards the request; one that fell silent is behind a black hole.
+// discards the request; one that fell silent is behind a black hole —
+// unless the Correlator sees it answer other connections meanwhile.
 func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
 	n := &c.Notes
 	const cl = flowtable.Client
