@@ -127,7 +127,8 @@ func (c *Correlator) failure(e *Event, st *serverState) {
 	}
 	st.failAlarm = true
 	now := st.fail.sum(idx)
-	a := Event{Type: TypeFailedConnectionRate, Severity: SeverityWarning, Family: e.Family, Count: 1,
+	a := &c.agg
+	*a = Event{Type: TypeFailedConnectionRate, Severity: SeverityWarning, Family: e.Family, Count: 1,
 		Iface: e.Iface, NVLAN: e.NVLAN, VLAN: e.VLAN, Server: e.Server, At: e.At}
 	a.Start, a.End = st.failFirst, e.At
 	best := 0
@@ -137,7 +138,7 @@ func (c *Correlator) failure(e *Event, st *serverState) {
 		}
 	}
 	a.Cause = failCauses[best]
-	st.failTop.fill(&a)
+	st.failTop.fill(a)
 	if a.NTop > 0 {
 		a.Client.Addr = a.Top[0].Addr
 	}
@@ -146,7 +147,7 @@ func (c *Correlator) failure(e *Event, st *serverState) {
 	a.AddEvidence(EvUnanswered, int64(now[1]+now[2]+now[3]))
 	a.AddEvidence(EvWindowS, int64(c.cfg.FailedWindow/1e9))
 	a.AddEvidence(EvRatePerS, rateMilli(int64(total), a.Start, a.End, int64(c.cfg.FailedWindow)))
-	c.fold(&a)
+	c.fold(a)
 }
 
 // rateMilli is n events between start and end per second, in
@@ -186,10 +187,11 @@ func (c *Correlator) endFact(f *Fact) {
 		return
 	}
 	st.rstAlarm = true
-	a := Event{Type: TypeRstStorm, Cause: CauseRstStorm, Severity: SeverityWarning, Family: f.Family, Count: 1,
+	a := &c.agg
+	*a = Event{Type: TypeRstStorm, Cause: CauseRstStorm, Severity: SeverityWarning, Family: f.Family, Count: 1,
 		NVLAN: f.NVLAN, VLAN: f.VLAN, Server: f.Server, At: f.At}
 	a.Start, a.End = st.rstFirst, f.At
-	st.rstTop.fill(&a)
+	st.rstTop.fill(a)
 	if a.NTop > 0 {
 		a.Client.Addr = a.Top[0].Addr
 	}
@@ -198,13 +200,17 @@ func (c *Correlator) endFact(f *Fact) {
 	a.AddEvidence(EvRstSharePct, int64(rst*100/all))
 	a.AddEvidence(EvWindowS, int64(c.cfg.RSTWindow/1e9))
 	a.AddEvidence(EvRatePerS, rateMilli(int64(rst), a.Start, a.End, int64(c.cfg.RSTWindow)))
-	c.fold(&a)
+	c.fold(a)
 }
 
 // pairKey names a (source, destination) address pair.
 type pairKey struct {
 	family   uint8
 	src, dst [16]byte
+}
+
+func (k pairKey) sum(seed uint64) uint64 {
+	return mix16(mix16(mix(seed, uint64(k.family)), &k.src), &k.dst)
 }
 
 // tsClock is what the SYNs from one source to one destination show of
@@ -262,14 +268,15 @@ func (c *Correlator) synFact(f *Fact) {
 		flow uint64
 		at   int64
 	}{f.FlowID, f.At}
-	e := Event{Type: TypeTSRegression, Cause: CauseNATTimestamps, Severity: SeverityNotice, Family: f.Family,
+	e := &c.agg
+	*e = Event{Type: TypeTSRegression, Cause: CauseNATTimestamps, Severity: SeverityNotice, Family: f.Family,
 		Count: 1, NVLAN: f.NVLAN, VLAN: f.VLAN, Client: f.Client, Server: f.Server, FlowID: f.FlowID, At: f.At}
 	e.Start, e.End = f.At, f.At
 	e.AddEvidence(EvTSval, int64(f.TSval))
 	e.AddEvidence(EvPredictedTSval, int64(uint32(int64(predicted)&math.MaxUint32)))
 	e.AddEvidence(EvRegressionTicks, int64(-off))
 	e.AddEvidence(EvClockHz, int64(ck.hz))
-	c.fold(&e)
+	c.fold(e)
 }
 
 func (c *Correlator) wasRegressed(flow uint64) bool {

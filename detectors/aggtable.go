@@ -1,22 +1,46 @@
 package detectors
 
-import "hash/maphash"
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"math/bits"
+)
 
 // aggTable is a fixed-size map for the Correlator's cross-connection
 // state: open addressing over a window of aggProbe slots, never grown.
 // When a key finds its window full, the entry used longest ago in that
 // window gives way (and is reported through the drop callback, so
 // nothing leaves silently).
-type aggTable[K comparable, V any] struct {
+type aggTable[K aggKey, V any] struct {
 	slots []aggSlot[K, V]
 	mask  uint64
-	seed  maphash.Seed
+	seed  uint64
 	drop  func(*K, *V) // called before an entry gives way; may be nil
 	// Evicted counts entries that gave way to new keys.
 	Evicted uint64
 }
 
-type aggSlot[K comparable, V any] struct {
+// aggKey is a key that hashes itself with a seed (maphash.Comparable
+// would make every key escape to the heap).
+type aggKey interface {
+	comparable
+	sum(seed uint64) uint64
+}
+
+// mix folds a 64-bit word into h (a multiply-xorshift step, as in
+// wyhash): seeded, so an attacker who picks addresses cannot pick
+// colliding ones.
+func mix(h, w uint64) uint64 {
+	hi, lo := bits.Mul64(h^w, 0x9e3779b97f4a7c15)
+	return hi ^ lo
+}
+
+// mix16 folds 16 bytes into h.
+func mix16(h uint64, b *[16]byte) uint64 {
+	return mix(mix(h, binary.LittleEndian.Uint64(b[:8])), binary.LittleEndian.Uint64(b[8:]))
+}
+
+type aggSlot[K aggKey, V any] struct {
 	used bool
 	last int64 // capture time of the last use
 	key  K
@@ -25,17 +49,23 @@ type aggSlot[K comparable, V any] struct {
 
 const aggProbe = 16
 
-func newAggTable[K comparable, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
+func newAggTable[K aggKey, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
 	n := 64
 	for n < size {
 		n <<= 1
 	}
-	return &aggTable[K, V]{slots: make([]aggSlot[K, V], n), mask: uint64(n - 1), seed: maphash.MakeSeed(), drop: drop}
+	t := &aggTable[K, V]{slots: make([]aggSlot[K, V], n), mask: uint64(n - 1), drop: drop}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // seeded: addresses are chosen by whoever sends packets
+	t.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	return t
 }
+
+func (t *aggTable[K, V]) hash(k *K) uint64 { return mix((*k).sum(t.seed), t.seed) }
 
 // get returns k's value, creating a zero one (created true) when absent.
 func (t *aggTable[K, V]) get(k K, now int64) (v *V, created bool) {
-	i := maphash.Comparable(t.seed, k) & t.mask
+	i := t.hash(&k) & t.mask
 	var free, oldest *aggSlot[K, V]
 	for j := uint64(0); j < aggProbe; j++ {
 		s := &t.slots[(i+j)&t.mask]
@@ -67,7 +97,7 @@ func (t *aggTable[K, V]) get(k K, now int64) (v *V, created bool) {
 
 // lookup returns k's value or nil.
 func (t *aggTable[K, V]) lookup(k K) *V {
-	i := maphash.Comparable(t.seed, k) & t.mask
+	i := t.hash(&k) & t.mask
 	for j := uint64(0); j < aggProbe; j++ {
 		s := &t.slots[(i+j)&t.mask]
 		if s.used && s.key == k {
@@ -79,7 +109,7 @@ func (t *aggTable[K, V]) lookup(k K) *V {
 
 // remove deletes k.
 func (t *aggTable[K, V]) remove(k K) {
-	i := maphash.Comparable(t.seed, k) & t.mask
+	i := t.hash(&k) & t.mask
 	for j := uint64(0); j < aggProbe; j++ {
 		s := &t.slots[(i+j)&t.mask]
 		if s.used && s.key == k {

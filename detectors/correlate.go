@@ -28,6 +28,9 @@ type Correlator struct {
 	flush  []qitem // flush-phase items, sorted at the end
 	clock  int64   // At of the last processed item
 	gen    uint64  // fold windows opened
+	// Scratch events (a local passed to emit would escape to the heap):
+	// agg for events the Correlator makes, report for fold reports.
+	agg, report Event
 
 	servers *aggTable[endpointKey, serverState]
 	clocks  *aggTable[pairKey, tsClock]
@@ -291,6 +294,10 @@ type endpointKey struct {
 	family uint8
 	port   uint16
 	addr   [16]byte
+}
+
+func (k endpointKey) sum(seed uint64) uint64 {
+	return mix16(mix(seed, uint64(k.family)<<16|uint64(k.port)), &k.addr)
 }
 
 func endpointOf(family uint8, ep Endpoint) endpointKey {

@@ -11,6 +11,11 @@ type foldKey struct {
 	server [16]byte
 }
 
+func (k foldKey) sum(seed uint64) uint64 {
+	h := mix(seed, uint64(k.t)<<24|uint64(k.family)<<16|uint64(k.port))
+	return mix16(mix16(h, &k.client), &k.server)
+}
+
 // fold is one open window: the event that opened it went out at once;
 // repeats until `until` are counted into one report.
 type fold struct {
@@ -133,12 +138,13 @@ func (c *Correlator) closeFold(f *fold) {
 	if f.n == 0 {
 		return
 	}
-	e := f.first
+	e := &c.report
+	*e = f.first
 	e.Count = f.n
 	e.Start, e.End, e.Severity = f.start, f.end, f.sev
 	e.At = f.until
 	f.n = 0
-	c.out(&e)
+	c.out(e)
 }
 
 func (c *Correlator) out(e *Event) {

@@ -2,9 +2,11 @@ package sensor
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/pcapgo"
@@ -15,7 +17,7 @@ import (
 	"github.com/tcpsentry/tcpsentry/ring"
 )
 
-// loadBatch reads a whole capture into a batch of frames.
+// loadBatch reads a whole capture (maybe gzipped) into a batch of frames.
 func loadBatch(t *testing.T, name string) *ring.Batch {
 	t.Helper()
 	f, err := os.Open(name)
@@ -23,11 +25,17 @@ func loadBatch(t *testing.T, name string) *ring.Batch {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := pcapgo.NewReader(f)
+	var in io.Reader = f
+	if strings.HasSuffix(name, ".gz") {
+		if in, err = gzip.NewReader(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := pcapgo.NewReader(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := ring.NewBatch(1024)
+	b := ring.NewBatch(4096)
 	b.Link = ring.LinkType(r.LinkType())
 	for {
 		data, ci, err := r.ReadPacketData()
@@ -86,6 +94,11 @@ func TestProcessAllocatesNothing(t *testing.T) {
 	batches = append(batches,
 		withVLAN(batches[0], 0x81, 0x00, 0x00, 100),                        // 802.1Q VLAN 100
 		withVLAN(batches[0], 0x88, 0xa8, 0x00, 200, 0x81, 0x00, 0x00, 100)) // QinQ 200/100
+	// Every detector's story, so that every detector runs.
+	for _, f := range []string{"seed000.pcap", "seed001.pcap", "defer_accept.pcap", "accept_overflow.pcap",
+		"refused_rate.pcap", "rst_storm.pcap.gz"} {
+		batches = append(batches, loadBatch(t, "../../../testdata/"+f))
+	}
 	// Packet time must not run backwards across the batches: lay the
 	// captures out one after the other, 100 s apart.
 	for k, b := range batches {
@@ -124,8 +137,20 @@ func TestProcessAllocatesNothing(t *testing.T) {
 	for _, e := range got {
 		c[e.Type]++
 	}
-	if c[detectors.TypeConnectionRefused] != 52*(1+2+1+1) || c[detectors.TypeSynUnanswered] != 52*(1+2+1+1) {
+	if c[detectors.TypeConnectionRefused] != 52*(1+2+1+1+20) || c[detectors.TypeSynUnanswered] != 52*(1+2+1+1+16) {
 		t.Fatalf("%d refused, %d unanswered", c[detectors.TypeConnectionRefused], c[detectors.TypeSynUnanswered])
+	}
+	// Every per-connection detector fired (the others run in the
+	// Correlator, from the facts the worker emitted).
+	for ty := detectors.Type(1); ty < detectors.NumTypes; ty++ {
+		switch ty {
+		case detectors.TypeTSRegression, detectors.TypeFailedConnectionRate, detectors.TypeRstStorm:
+			continue
+		}
+		// (Those that fire at a connection's end lag one run.)
+		if c[ty] < 51 {
+			t.Errorf("%s fired %d times in 52 runs", ty, c[ty])
+		}
 	}
 }
 
@@ -152,5 +177,61 @@ func TestReplayWorkersAgree(t *testing.T) {
 		if s.Events != sums[0].Events || s.Packets != sums[0].Packets || s.Flows.Created != sums[0].Flows.Created {
 			t.Fatalf("workers=%d differs: %+v vs %+v", s.Workers, s, sums[0])
 		}
+	}
+}
+
+// TestCorrelatorAllocatesNothing: once its queues have grown to the
+// traffic, the Correlator (cross-connection state, folding) allocates
+// nothing either, though it is off the per-packet path.
+func TestCorrelatorAllocatesNothing(t *testing.T) {
+	var batches []*ring.Batch
+	for _, f := range []string{"seed000.pcap", "seed001.pcap", "accept_overflow.pcap", "refused_rate.pcap", "rst_storm.pcap.gz"} {
+		batches = append(batches, loadBatch(t, "../../../testdata/"+f))
+	}
+	for k, b := range batches {
+		base := batches[0].TS[0] + int64(k)*100e9 - b.TS[0]
+		for i := 0; i < b.N; i++ {
+			b.TS[i] += base
+		}
+	}
+	got := make([]detectors.Event, 0, 1<<16)
+	cor := detectors.NewCorrelator(detectors.Config{}, 1, func(e *detectors.Event) { got = append(got, *e) })
+	spare := detectors.NewBatch()
+	w, err := newWorker(0, nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{}, 0,
+		func(b *detectors.Batch) *detectors.Batch {
+			if b == nil {
+				return spare
+			}
+			cor.Add(b)
+			b.Events, b.Facts = b.Events[:0], b.Facts[:0]
+			return b
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shift := int64(0)
+	run := func() {
+		for _, b := range batches {
+			for i := 0; i < b.N; i++ {
+				b.TS[i] += shift
+			}
+			w.Process(b)
+		}
+		shift = 3600e9
+	}
+	for range 5 {
+		run()
+	}
+	var types [detectors.NumTypes]int
+	for _, e := range got {
+		types[e.Type]++
+	}
+	for _, ty := range []detectors.Type{detectors.TypeTSRegression, detectors.TypeFailedConnectionRate, detectors.TypeRstStorm} {
+		if types[ty] == 0 {
+			t.Errorf("the Correlator never emitted %s", ty)
+		}
+	}
+	if allocs := testing.AllocsPerRun(20, run); allocs != 0 {
+		t.Fatalf("%v allocations per run", allocs)
 	}
 }
