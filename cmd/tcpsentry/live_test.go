@@ -3,6 +3,7 @@ package main
 import (
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,8 +38,8 @@ func TestReplayFreshKernelCapture(t *testing.T) {
 	anyc.Stop()
 
 	want := strings.Join([]string{
-		"connection_refused/no_listener [fd00:213::1]:41004 -> [fd00:213::2]:7211",
-		"syn_unanswered/silent_drop 10.213.0.1:41005 -> 10.213.0.2:9090",
+		"connection_refused/no_listener [fd00:213::1]:41004 -> [fd00:213::2]:7211 x1",
+		"syn_unanswered/silent_drop 10.213.0.1:41005 -> 10.213.0.2:9090 x1",
 	}, "\n")
 	for _, path := range []string{eth.Path, anyc.Path} {
 		for _, workers := range []string{"1", "2"} {
@@ -53,5 +54,39 @@ func TestReplayFreshKernelCapture(t *testing.T) {
 				t.Errorf("%s: want 5 flows:\n%s", path, stderr)
 			}
 		}
+	}
+}
+
+// TestScenariosFreshKernel is the privileged half of the scenario
+// library: it makes every capture of testdata/ again from real kernels in
+// network namespaces (bench/netlab) and checks that replay reports
+// exactly its expected events, with 1 and 2 workers. The committed
+// captures are checked the same way without root by
+// TestReplayShippedCaptures. Needs root; CI runs it.
+func TestScenariosFreshKernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes every scenario again (about a minute)")
+	}
+	if err := netlab.Check(); err != nil {
+		netlab.Unavailable(t, "%v", err)
+	}
+	for _, sc := range allCaptures() {
+		t.Run(sc.File, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), sc.File)
+			netlab.GenerateScenario(t, sc, path)
+			if err := sc.CheckFile(path); err != nil {
+				t.Fatalf("the fresh capture does not show the story: %v", err)
+			}
+			want := expected(sc)
+			for _, workers := range []string{"1", "2"} {
+				code, evs, stderr := replay(t, "--workers", workers, path)
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, stderr)
+				}
+				if !sameEvents(evs, want) {
+					t.Errorf("%s workers: events\n%s\nwant\n%s\nsummary:\n%s", workers, strings.Join(evs, "\n"), strings.Join(want, "\n"), stderr)
+				}
+			}
+		})
 	}
 }
