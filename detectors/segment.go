@@ -46,7 +46,10 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 	if n.RtxN[flowtable.Client] > 0 && dir == flowtable.Server {
 		s.peerSpoke(c)
 	}
-	if seg&flowtable.SegFIN != 0 && dir == flowtable.Client || rst {
+	// The client gives up (a server's RST need not end it: seeds/000's
+	// client ignores them); a connection that just stops leaves the
+	// table and ends there (Evicted).
+	if dir == flowtable.Client && (seg&flowtable.SegFIN != 0 || rst) {
 		s.requestEnded(c, at)
 	}
 }
