@@ -43,7 +43,7 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 	if seg&flowtable.SegDataRetrans != 0 && dir == flowtable.Client {
 		s.retransmitted(c, p, ts)
 	}
-	if n.RtxN[flowtable.Client] > 0 && dir == flowtable.Server {
+	if n.RtxN > 0 && dir == flowtable.Server {
 		s.peerSpoke(c)
 	}
 	// The client gives up (a server's RST need not end it: seeds/000's

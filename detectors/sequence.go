@@ -18,8 +18,7 @@ func (s *Set) checkAck(c *flowtable.Conn, p *decode.Packet, dir, other int, ts, 
 		return
 	}
 	n := &c.Notes
-	n.BadAck[dir] = p.Ack
-	n.BadAckTS[dir] = ts
+	n.BadAck, n.BadAckTS, n.BadAckFrom = p.Ack, ts, uint8(dir+1)
 	var e Event
 	if !s.begin(&e, c, TypeInvalidAck, at) {
 		return
@@ -57,15 +56,15 @@ func (s *Set) rst(c *flowtable.Conn, p *decode.Packet, dir int, ts, at int64) {
 	other := 1 - dir
 	// RFC 793: a RST answering a segment with an ACK takes its seq from
 	// that ACK, which is how it is matched to the invalid ACK.
-	if n.BadAckTS[other] != 0 && p.Seq == n.BadAck[other] && ts-n.BadAckTS[other] <= 1e9 {
+	if int(n.BadAckFrom) == other+1 && p.Seq == n.BadAck && ts-n.BadAckTS <= 1e9 {
 		var e Event
 		if s.begin(&e, c, TypeRstAfterInvalidAck, at) {
 			e.Cause = CauseSeqTranslationMiddlebox
 			e.Severity = SeverityWarning
-			e.Start, e.End = n.BadAckTS[other], ts
+			e.Start, e.End = n.BadAckTS, ts
 			e.AddEvidence(EvRstSeq, int64(p.Seq))
-			e.AddEvidence(EvAck, int64(n.BadAck[other]))
-			e.AddEvidence(EvRstDelayMs, ms(ts-n.BadAckTS[other]))
+			e.AddEvidence(EvAck, int64(n.BadAck))
+			e.AddEvidence(EvRstDelayMs, ms(ts-n.BadAckTS))
 			s.emit(&e)
 		}
 	}
@@ -110,8 +109,9 @@ const (
 // afterRST: the receiver of the connection's first RST sent a segment.
 func (s *Set) afterRST(c *flowtable.Conn, ts, at int64) {
 	n := &c.Notes
-	n.AfterRST++
-	n.AfterRSTTS = ts
+	if n.AfterRST < 1<<15 {
+		n.AfterRST++
+	}
 	if n.AfterRST < rstIgnoredSegments && ts-n.RSTTS < rstIgnoredAfter {
 		return
 	}
@@ -148,23 +148,23 @@ func (s *Set) retransmitted(c *flowtable.Conn, p *decode.Packet, ts int64) {
 		return
 	}
 	n := &c.Notes
-	if n.RtxN[cl] > 0 && p.Seq == n.RtxSeq[cl] {
-		n.RtxN[cl]++
-		n.RtxLastTS[cl] = ts
+	if n.RtxN > 0 && p.Seq == n.RtxSeq {
+		n.RtxN++
+		n.RtxLastTS = ts
 		return
 	}
-	if n.RtxN[cl] > 0 && !s.rtxAcked(c) {
+	if n.RtxN > 0 && !s.rtxAcked(c) {
 		return // an older segment is still unanswered: keep counting that one
 	}
-	n.RtxSeq[cl], n.RtxLen[cl], n.RtxN[cl] = p.Seq, uint32(p.PayloadLen), 1
-	n.RtxFirstTS[cl], n.RtxLastTS[cl] = ts, ts
-	n.PeerAfter[cl] = 0
+	n.RtxSeq, n.RtxLen, n.RtxN = p.Seq, uint32(p.PayloadLen), 1
+	n.RtxFirstTS, n.RtxLastTS = ts, ts
+	n.PeerAfter = 0
 }
 
 // rtxAcked reports whether the server acknowledged the tracked segment.
 func (s *Set) rtxAcked(c *flowtable.Conn) bool {
 	sv := &c.Side[flowtable.Server]
-	return sv.Has(flowtable.SideAcked) && flowtable.Seq(c.Notes.RtxSeq[flowtable.Client]).LessThan(sv.MaxAck)
+	return sv.Has(flowtable.SideAcked) && flowtable.Seq(c.Notes.RtxSeq).LessThan(sv.MaxAck)
 }
 
 // peerSpoke: the server sent a segment while a client segment was being
@@ -172,11 +172,11 @@ func (s *Set) rtxAcked(c *flowtable.Conn) bool {
 func (s *Set) peerSpoke(c *flowtable.Conn) {
 	n := &c.Notes
 	if s.rtxAcked(c) {
-		n.RtxN[flowtable.Client] = 0
+		n.RtxN = 0
 		return
 	}
-	if n.PeerAfter[flowtable.Client] < 1<<15 {
-		n.PeerAfter[flowtable.Client]++
+	if n.PeerAfter < 1<<15 {
+		n.PeerAfter++
 	}
 }
 
@@ -188,7 +188,7 @@ func (s *Set) peerSpoke(c *flowtable.Conn) {
 func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
 	n := &c.Notes
 	const cl = flowtable.Client
-	if int(n.RtxN[cl]) < s.cfg.RequestRetransmits || s.rtxAcked(c) || c.SynAckUnseen ||
+	if int(n.RtxN) < s.cfg.RequestRetransmits || s.rtxAcked(c) || c.SynAckUnseen ||
 		!c.Side[flowtable.Server].Has(flowtable.SideSent) {
 		return
 	}
@@ -197,23 +197,23 @@ func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
 		return
 	}
 	e.Severity = SeverityWarning
-	if n.PeerAfter[cl] > 0 {
+	if n.PeerAfter > 0 {
 		e.Cause = CauseServerDiscarding
 	} else {
 		e.Cause = CausePathBlackhole
 	}
 	first := c.Side[cl].FirstDataTS
-	if first == 0 || first > n.RtxFirstTS[cl] {
-		first = n.RtxFirstTS[cl]
+	if first == 0 || first > n.RtxFirstTS {
+		first = n.RtxFirstTS
 	}
-	e.Start, e.End = first, n.RtxLastTS[cl]
+	e.Start, e.End = first, n.RtxLastTS
 	if c.LastTS > e.End && at >= c.LastTS {
 		e.End = c.LastTS
 	}
-	e.AddEvidence(EvRetransmits, int64(n.RtxN[cl]))
-	e.AddEvidence(EvSeq, int64(n.RtxSeq[cl]))
-	e.AddEvidence(EvBytes, int64(n.RtxLen[cl]))
-	e.AddEvidence(EvWaitMs, ms(n.RtxLastTS[cl]-first))
+	e.AddEvidence(EvRetransmits, int64(n.RtxN))
+	e.AddEvidence(EvSeq, int64(n.RtxSeq))
+	e.AddEvidence(EvBytes, int64(n.RtxLen))
+	e.AddEvidence(EvWaitMs, ms(n.RtxLastTS-first))
 	s.emit(&e)
 }
 

@@ -110,37 +110,36 @@ type Prev struct {
 
 // Notes is per-connection detector state. It lives in the Conn so that the
 // detectors allocate nothing and need no table of their own; flowtable
-// never reads it.
+// never reads it. Kept small: every byte is paid per tracked flow.
 type Notes struct {
 	Fired   uint32 // a bit per detector type that already fired
-	Pending uint32 // a bit per detector waiting for more evidence
+	Pending uint8  // a bit per detector waiting for more evidence
 	Ended   bool   // the connection's end was reported
-
-	// synack_retransmit_after_ack
-	SynAckRtx   uint16 // SYN/ACKs re-sent after the handshake ACK
-	SynAckRtxTS int64  // the first of them
-
-	// invalid_ack: the last invalid ACK value each side sent, and when.
-	BadAck   [2]uint32
-	BadAckTS [2]int64
 
 	// rst_ignored: the first RST and what followed it from the other side.
 	RSTFrom     uint8 // side + 1 of the first RST; 0 = none
 	RSTInWindow int8  // -1 unknown, 0 no, 1 yes
-	RSTSeq      uint32
-	RSTRcvNext  uint32 // the receiver's next expected sequence
-	RSTRcvWnd   uint32 // and its window, scaled
-	RSTTS       int64
-	AfterRST    uint16 // segments the receiver sent after the RST
-	AfterRSTTS  int64  // the last of them
+	AfterRST    uint16
+	// synack_retransmit_after_ack: SYN/ACKs re-sent after the handshake ACK.
+	SynAckRtx uint16
+	// request_unanswered: the client segment retransmitted most, how
+	// often, and how many segments the server sent meanwhile.
+	RtxN      uint16
+	PeerAfter uint16
+	// invalid_ack: the side (+ 1) that sent the last invalid ACK.
+	BadAckFrom uint8
+	BadAck     uint32
+	RSTSeq     uint32
+	RSTRcvNext uint32 // the RST receiver's next expected sequence
+	RSTRcvWnd  uint32 // and its window, scaled
+	RtxSeq     uint32
+	RtxLen     uint32
 
-	// request_unanswered: per side, the segment retransmitted most.
-	RtxSeq     [2]uint32
-	RtxLen     [2]uint32
-	RtxN       [2]uint16
-	RtxFirstTS [2]int64 // first retransmission of RtxSeq
-	RtxLastTS  [2]int64
-	PeerAfter  [2]uint16 // segments the peer sent after the first retransmission
+	SynAckRtxTS int64 // the first SYN/ACK re-sent after the handshake ACK
+	BadAckTS    int64
+	RSTTS       int64
+	RtxFirstTS  int64
+	RtxLastTS   int64
 }
 
 // TimerArmed reports whether the handshake timer is pending.
