@@ -100,17 +100,19 @@ func (o *Out) Fact(f *Fact) {
 	o.b.Facts = append(o.b.Facts, *f)
 }
 
-// Publish hands the batch on when it holds anything or when the
-// watermark moved by at least publishEvery since the last one.
+// Publish hands the batch on when the watermark moved by at least
+// publishEvery since the last hand-over (a full batch goes at once):
+// one hand-over per ring block would make the worker wait on the
+// Correlator's goroutine far more often than the work needs.
 func (o *Out) Publish(wm int64) {
-	if o.b != nil && len(o.b.Events) == 0 && len(o.b.Facts) == 0 && wm-o.lastWM < publishEvery {
+	if o.b != nil && o.lastWM != -1<<63 && wm-o.lastWM < publishEvery {
 		return
 	}
 	o.handOff(wm)
 }
 
-// publishEvery: an idle worker tells its watermark at least this often
-// (capture time), so the Correlator is never held back longer.
+// publishEvery: a worker hands on its events and watermark at least this
+// often in capture time, which bounds how long an event waits in it.
 const publishEvery = int64(100e6)
 
 func (o *Out) handOff(wm int64) {

@@ -433,8 +433,13 @@ func (t *Table) AdvanceExact(now int64) {
 	t.Advance(now)
 	for cl := range t.lists {
 		to := t.timeout[cl]
+		// A connection's last packet is no older than its link time, and
+		// lists are in link order: stop at the first linked too late.
 		for s := t.lists[cl].head; s != 0; {
 			c := &t.conns[s-1]
+			if c.linkTS+to > t.now {
+				break
+			}
 			next := c.next
 			if c.LastTS+to <= t.now {
 				t.stats.EvictedIdle++

@@ -210,7 +210,7 @@ type publisher struct {
 }
 
 // batchesPerWorker is how many batches each worker has in flight.
-const batchesPerWorker = 4
+const batchesPerWorker = 8
 
 func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 	var rnd [2]byte
