@@ -16,8 +16,8 @@ type aggTable[K aggKey, V any] struct {
 	// is fixed at start, the memory follows the keys in use.
 	chunks [][]aggSlot[K, V]
 	mask   uint64
-	seed  uint64
-	drop  func(*K, *V) // called before an entry gives way; may be nil
+	seed   uint64
+	drop   func(*K, *V) // called before an entry gives way; may be nil
 	// Evicted counts entries that gave way to new keys.
 	Evicted uint64
 }
@@ -137,4 +137,3 @@ func (t *aggTable[K, V]) remove(k K) {
 		}
 	}
 }
-
