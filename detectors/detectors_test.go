@@ -212,3 +212,85 @@ func TestNamesComplete(t *testing.T) {
 		}
 	}
 }
+
+func withTS(p decode.Packet, tsval uint32) decode.Packet {
+	p.Opts |= decode.OptTimestamp
+	p.TSval = tsval
+	return p
+}
+
+// TestPortReuseRejectedAfterEviction: the old connection left the table
+// 10 s after it closed; a SYN 20 s later with an older timestamp meets the
+// server's TIME_WAIT (a bare ACK): port_reuse_rejected / time_wait_paws,
+// and no syn_unanswered, since the SYN was answered.
+func TestPortReuseRejectedAfterEviction(t *testing.T) {
+	h := newHarness(t)
+	h.send(withTS(seg(cli, 40000, srv, 80, S, 100, 0, 0), 500000), 0)
+	h.send(withTS(seg(srv, 80, cli, 40000, S|A, 7000, 101, 0), 9), 1e6)
+	h.send(withTS(seg(cli, 40000, srv, 80, A, 101, 7001, 0), 500001), 2e6)
+	h.send(withTS(seg(srv, 80, cli, 40000, FA, 7001, 101, 0), 10), 3e6)
+	h.send(withTS(seg(cli, 40000, srv, 80, FA, 101, 7002, 0), 500003), 4e6)
+	h.send(withTS(seg(srv, 80, cli, 40000, A, 7002, 102, 0), 11), 5e6)
+	// 20 s later, another host behind the same address, its clock behind.
+	h.send(withTS(seg(cli, 40000, srv, 80, S, 90000, 0, 0), 1000), 20*sec)
+	h.send(withTS(seg(srv, 80, cli, 40000, A, 7002, 102, 0), 12), 20*sec+1e5)
+	evs := h.end()
+	if len(evs) != 1 || evs[0].Type != TypePortReuseRejected || evs[0].Cause != CauseTimeWaitPAWS {
+		t.Fatalf("events %+v", evs)
+	}
+	if v, _ := evs[0].Lookup(EvSincePreviousMs); v < 19990 || v > 20000 {
+		t.Errorf("since_previous_ms %d", v)
+	}
+}
+
+// TestWindowProbesSilent: a sender probing a zero window again and again,
+// never acknowledged, is not an unanswered request.
+func TestWindowProbesSilent(t *testing.T) {
+	h := newHarness(t)
+	h.send(seg(cli, 40001, srv, 80, S, 100, 0, 0), 0)
+	h.send(seg(srv, 80, cli, 40001, S|A, 7000, 101, 0), 1e6)
+	h.send(seg(cli, 40001, srv, 80, A, 101, 7001, 0), 2e6)
+	h.send(seg(cli, 40001, srv, 80, A, 101, 7001, 1000), 3e6)
+	zero := seg(srv, 80, cli, 40001, A, 7001, 1101, 0)
+	zero.Window = 0
+	h.send(zero, 4e6)
+	for i := int64(0); i < 6; i++ {
+		h.send(seg(cli, 40001, srv, 80, A, 1101, 7001, 1), 5e6+i*sec) // the probe: one byte
+		h.send(zero, 5e6+i*sec+1e5)                                    // still zero, not acked
+	}
+	h.send(seg(cli, 40001, srv, 80, FA, 1101, 7001, 0), 10*sec)
+	if evs := h.end(); len(evs) != 0 {
+		t.Fatalf("events on window probes: %+v", evs)
+	}
+}
+
+// TestMidstreamNoInvalidAck: picked up midstream, the ISNs are unknown and
+// no ACK can be called invalid.
+func TestMidstreamNoInvalidAck(t *testing.T) {
+	h := newHarness(t)
+	h.send(seg(cli, 40002, srv, 80, A, 5000, 123456789, 100), 0)
+	h.send(seg(srv, 80, cli, 40002, A, 999999, 5100, 100), 1e6)
+	h.send(seg(cli, 40002, srv, 80, A, 5100, 1, 0), 2e6) // ack far from anything seen
+	if evs := h.end(); len(evs) != 0 {
+		t.Fatalf("events on a midstream flow: %+v", evs)
+	}
+}
+
+// TestInvalidAckSmallDistance: an ACK just past what the server sent
+// (a segment the capture missed) is ack_of_unseen_segment, marked as a
+// possible capture artefact.
+func TestInvalidAckSmallDistance(t *testing.T) {
+	h := newHarness(t)
+	h.send(seg(cli, 40003, srv, 80, S, 100, 0, 0), 0)
+	h.send(seg(srv, 80, cli, 40003, S|A, 7000, 101, 0), 1e6)
+	h.send(seg(cli, 40003, srv, 80, A, 101, 7001, 0), 2e6)
+	h.send(seg(cli, 40003, srv, 80, A, 101, 8449, 0), 3e6) // 1448 bytes never seen
+	evs := h.end()
+	if len(evs) != 1 || evs[0].Type != TypeInvalidAck || evs[0].Cause != CauseAckOfUnseenSegment ||
+		evs[0].Capture&CaptureLossSuspected == 0 {
+		t.Fatalf("events %+v", evs)
+	}
+	if d, _ := evs[0].Lookup(EvAckDistance); d != 1448 {
+		t.Errorf("distance %d", d)
+	}
+}

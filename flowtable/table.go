@@ -130,6 +130,11 @@ type Table struct {
 	lists   [numClasses]list
 	timers  list
 	stats   Stats
+	// recent remembers connections that ended and left the table, by key
+	// hash, so that a new SYN on their 4-tuple still learns of them
+	// (TIME_WAIT lasts 60 s, a closed connection stays 10 s): lossy, as
+	// a cache, and fixed in size.
+	recent []recentConn
 }
 
 // ErrCapacity is returned by New for a capacity out of range.
@@ -169,7 +174,43 @@ func New(cfg Config, h Handler) (*Table, error) {
 	t.timeout[classEstablished] = def(cfg.Established, DefaultEstablished)
 	t.timeout[classClosed] = def(cfg.Closed, DefaultClosed)
 	t.nextDue = 1<<63 - 1
+	r := 256
+	for r < cfg.Capacity/8 && r < 1<<20 {
+		r <<= 1
+	}
+	t.recent = make([]recentConn, r)
 	return t, nil
+}
+
+// recentConn is a connection that ended and left the table.
+type recentConn struct {
+	hash      uint64
+	prev      Prev
+	clientIsA bool
+}
+
+// remember keeps an ended connection that leaves the table.
+func (t *Table) remember(c *Conn) {
+	if c.EndTS == 0 || c.Midstream {
+		return
+	}
+	r := &t.recent[c.hash&uint64(len(t.recent)-1)]
+	r.hash, r.clientIsA = c.hash, c.ClientIsA
+	r.prev = Prev{EndTS: c.EndTS, Closed: c.Stage == StageClosed}
+	if cl := &c.Side[Client]; cl.Has(SideTS) {
+		r.prev.TSval, r.prev.HasTS = cl.TSval, true
+	}
+}
+
+// recall returns, and forgets, what the table remembers of an ended
+// connection with c's key and client.
+func (t *Table) recall(c *Conn) (Prev, bool) {
+	r := &t.recent[c.hash&uint64(len(t.recent)-1)]
+	if r.hash != c.hash || r.clientIsA != c.ClientIsA || r.hash == 0 {
+		return Prev{}, false
+	}
+	r.hash = 0
+	return r.prev, true
 }
 
 // RandomSeed returns a random non-zero hash seed.
@@ -318,6 +359,9 @@ func (t *Table) leave(c *Conn, s uint32, why Evict) {
 		t.h.HandshakeTimeout(c, c.LastTS, when)
 	}
 	t.h.Evicted(c, why, when)
+	if why != EvictReused {
+		t.remember(c)
+	}
 	t.remove(c, s)
 }
 

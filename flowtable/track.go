@@ -68,6 +68,9 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 	}
 	if created {
 		t.open(c, p, fromA, ts)
+		if c.Prev.EndTS == 0 && !c.Midstream {
+			c.Prev, _ = t.recall(c)
+		}
 		seg |= SegNew
 		if c.Midstream {
 			seg |= SegMidstream
