@@ -256,7 +256,7 @@ func TestWindowProbesSilent(t *testing.T) {
 	h.send(zero, 4e6)
 	for i := int64(0); i < 6; i++ {
 		h.send(seg(cli, 40001, srv, 80, A, 1101, 7001, 1), 5e6+i*sec) // the probe: one byte
-		h.send(zero, 5e6+i*sec+1e5)                                    // still zero, not acked
+		h.send(zero, 5e6+i*sec+1e5)                                   // still zero, not acked
 	}
 	h.send(seg(cli, 40001, srv, 80, FA, 1101, 7001, 0), 10*sec)
 	if evs := h.end(); len(evs) != 0 {
