@@ -919,3 +919,57 @@ func TestReplayPcapngSections(t *testing.T) {
 		t.Errorf("%d frames, Err %v; want %d and ErrUnsupportedLink", len(res.workers[0]), res.rp.Err(), len(a))
 	}
 }
+
+// TestReplayClockBeats: a worker that gets no frames still hears the
+// capture clock about every half second of capture time (so its timers
+// fire when due), and no batch's Clock is older than its frames.
+func TestReplayClockBeats(t *testing.T) {
+	frames := synthFrames(t, ring.LinkTypeEthernet, 10, 300, 0)
+	for i := range frames {
+		frames[i].TS = frames[0].TS + int64(i)*10e6 // 3000 frames, 30 s
+	}
+	rp, err := ring.OpenReplay(bytes.NewReader(pcapBytes(t, ring.LinkTypeEthernet, frames, true)),
+		ring.ReplayConfig{Workers: 2, Hash: toWorker1, BatchSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	type result struct {
+		beats, frames int
+		bad           string
+	}
+	res := make([]result, 2)
+	var wg sync.WaitGroup
+	for w, src := range rp.Sources() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := ring.NewBatch(64)
+			last := int64(0)
+			for src.NextBatch(b) == nil {
+				if b.Clock < last {
+					res[w].bad = "clock ran backwards"
+				}
+				last = b.Clock
+				if b.N == 0 {
+					res[w].beats++
+				}
+				for i := 0; i < b.N; i++ {
+					res[w].frames++
+					if b.TS[i] > b.Clock {
+						res[w].bad = "a frame newer than its batch's clock"
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if res[0].frames != 0 || res[1].frames != len(frames) || res[0].bad != "" || res[1].bad != "" {
+		t.Fatalf("workers got %+v", res)
+	}
+	// 30 s of capture, a beat at most every 0.5 s: at least 50 for the
+	// idle worker (a few may be skipped while it is busy).
+	if res[0].beats < 50 {
+		t.Fatalf("the idle worker heard the clock %d times in 30 s", res[0].beats)
+	}
+}
