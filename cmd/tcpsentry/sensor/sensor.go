@@ -269,8 +269,9 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 func (p *publisher) sender(w int) func(*detectors.Batch) *detectors.Batch {
 	return func(b *detectors.Batch) *detectors.Batch {
 		if b != nil {
+			final := b.Final // b is the publisher's once sent
 			p.in <- b
-			if b.Final {
+			if final {
 				return nil
 			}
 		}
