@@ -191,6 +191,22 @@ func NewConfig(t testing.TB, cfg Config) *Lab {
 			l.mustRun("ip", "-n", ns, "neigh", "replace", a.String(), "lladdr", e.peer.mac, "dev", Iface, "nud", "permanent")
 		}
 	}
+	// The link-local addresses come a moment after both ends are up
+	// (carrier, via linkwatch) and, with DAD off, leave the tentative
+	// state from a work queue: wait for them, so that no address of the
+	// lab is ever tentative.
+	for _, ns := range []string{l.ClientNS, l.ServerNS} {
+		for i := 0; ; i++ {
+			out := l.mustRun("ip", "-n", ns, "-6", "addr", "show", "dev", Iface, "scope", "link")
+			if strings.Contains(out, "fe80:") && !strings.Contains(out, "tentative") {
+				break
+			}
+			if i == 200 {
+				t.Fatalf("netlab: %s: IPv6 addresses still tentative after 2 s:\n%s", ns, out)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	if !cfg.Offload {
 		if _, err := exec.LookPath("ethtool"); err != nil {
 			t.Logf("netlab: ethtool (Debian package ethtool) not installed: captures will carry partial checksums")
