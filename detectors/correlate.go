@@ -202,6 +202,15 @@ func (c *Correlator) run() {
 	for len(c.items) > 0 && (c.items[0].at < wm || c.nfin == len(c.wm)) {
 		c.process(c.items.pop())
 	}
+	// Every item before wm is done and every later one is at or after it:
+	// fold windows that closed before wm report now, on a quiet link too,
+	// in the same place in the output as if an item had come.
+	if wm > math.MinInt64 && wm < math.MaxInt64 {
+		c.clock = max(c.clock, wm-1)
+		for len(c.foldQ) > 0 && c.foldQ[0].until < wm {
+			c.expire(c.foldQ.pop())
+		}
+	}
 }
 
 // Done reports whether every worker sent its final batch.

@@ -294,3 +294,32 @@ func TestInvalidAckSmallDistance(t *testing.T) {
 		t.Errorf("distance %d", d)
 	}
 }
+
+// TestFoldReportOnQuietLink: a fold window's report goes out when the
+// workers' watermarks pass its end, without waiting for another event
+// (a quiet live link), and nothing more at Finish.
+func TestFoldReportOnQuietLink(t *testing.T) {
+	var got []Event
+	c := NewCorrelator(Config{}, 1, func(e *Event) { got = append(got, *e) })
+	e := Event{Type: TypeConnectionRefused, Cause: CauseNoListener, Family: 4, Count: 1, FlowID: 1, At: 10 * sec}
+	e.Client.Addr, e.Server.Addr, e.Server.Port = cli, srv, 7211
+	b := &Batch{Worker: 0, Watermark: 10*sec + 1}
+	for i := int64(0); i < 3; i++ {
+		e.FlowID, e.At, e.Start, e.End = uint64(i+1), (10+i)*sec, (10+i)*sec, (10+i)*sec
+		b.Events = append(b.Events, e)
+	}
+	b.Watermark = 13 * sec
+	c.Add(b)
+	if len(got) != 1 {
+		t.Fatalf("%d events before the window closed", len(got))
+	}
+	c.Add(&Batch{Worker: 0, Watermark: 70*sec + 1}) // only the clock moved
+	if len(got) != 2 || got[1].Count != 2 || got[1].FlowID != 2 {
+		t.Fatalf("after the window: %+v", got)
+	}
+	c.Add(&Batch{Worker: 0, Final: true, Watermark: 1<<63 - 1})
+	c.Finish()
+	if len(got) != 2 {
+		t.Fatalf("Finish added %d events", len(got)-2)
+	}
+}
