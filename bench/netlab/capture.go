@@ -48,9 +48,10 @@ func (l *Lab) Capture(s Side, iface, file, filter string) *Capture {
 	if file == "" {
 		file = filepath.Join(l.t.TempDir(), "capture.pcap")
 	}
-	// -B: in immediate mode libpcap uses TPACKET_V2 with frames of the
-	// full snap length (256 KiB), so its default 2 MiB ring holds only
-	// ~8 frames and a burst of SYNs overflows it; 32 MiB hold ~120.
+	// -B: in immediate mode libpcap uses TPACKET_V2, whose frames are
+	// sized for the snap length (256 KiB; the veth keeps offloads), so
+	// the default 2 MiB ring holds a handful of frames and a burst of 20
+	// SYNs overflowed it (tcpdump counted kernel drops); 32 MiB hold ~120.
 	args := []string{"netns", "exec", l.NS(s), "tcpdump", "-i", iface, "-w", file,
 		"--immediate-mode", "-U", "-n", "-Z", "root", "-B", strconv.Itoa(captureBufferKiB)}
 	if iface == "any" {

@@ -181,7 +181,6 @@ type rawConn struct {
 	Received                int
 	FINed                   bool // the server's FIN was received
 	sndUna                  uint32
-	lastRST                 Segment
 	lastBareACK             Segment
 }
 
@@ -293,7 +292,6 @@ func (c *rawConn) handle(s Segment) error {
 	switch {
 	case s.RST:
 		c.RSTs++
-		c.lastRST = s
 		c.n.logf("%v < RST seq %d ack %d", c.local, s.Seq, s.Ack)
 		return nil
 	case s.SYN && s.ACK:

@@ -15,23 +15,22 @@ type Fate struct {
 	Client, Server netip.AddrPort
 	First          time.Time // the first SYN
 
-	SYNs          int  // the client's SYNs (with retransmissions)
-	SYNACKs       int  // the server's SYN/ACKs
-	SYNACKAfter   int  // SYN/ACKs sent after the client's handshake-completing ACK
-	SYNACKIdle    int  // of those, the ones sent before the client's first payload
-	Refused       bool // a RST/ACK answered the SYN
-	Handshake     bool // the client completed the handshake (an ACK of the server's ISN+1)
-	DataSent      int  // client payload bytes, first transmissions
-	DataRetrans   int  // client segments re-sending payload
-	DataACKed     bool // the server acknowledged client payload
-	ServerBytes   int  // server payload bytes, first transmissions
-	ClientFIN     bool
-	ServerFIN     bool
-	ClientRST     bool
-	ServerRST     bool // besides a refusal
-	FirstSYNACK   time.Time
-	ClientDataAt  time.Time // the client's first payload
-	HandshakeACKs time.Time // the client's handshake-completing ACK
+	SYNs         int  // the client's SYNs (with retransmissions)
+	SYNACKs      int  // the server's SYN/ACKs
+	SYNACKAfter  int  // SYN/ACKs sent after the client's handshake-completing ACK
+	SYNACKIdle   int  // of those, the ones sent before the client's first payload
+	Refused      bool // a RST/ACK answered the SYN
+	Handshake    bool // the client completed the handshake (an ACK of the server's ISN+1)
+	DataSent     int  // client payload bytes, first transmissions
+	DataRetrans  int  // client segments re-sending payload
+	DataACKed    bool // the server acknowledged client payload
+	ServerBytes  int  // server payload bytes, first transmissions
+	ClientFIN    bool
+	ServerFIN    bool
+	ClientRST    bool
+	ServerRST    bool      // besides a refusal
+	HandshakeAt  time.Time // the client's handshake-completing ACK
+	ClientDataAt time.Time // the client's first payload
 }
 
 // Category names a Fate in a few words.
@@ -93,7 +92,7 @@ func (tr *Trace) Fates(server netip.AddrPort) []Fate {
 			}
 			if c.haveIRS && s.ACK && s.Ack == c.irs+1 && !f.Handshake {
 				f.Handshake = true
-				f.HandshakeACKs = s.Time
+				f.HandshakeAt = s.Time
 			}
 			if s.Len > 0 {
 				end := s.Seq + uint32(s.Len)
@@ -124,9 +123,6 @@ func (tr *Trace) Fates(server netip.AddrPort) []Fate {
 			switch {
 			case s.SYN && s.ACK:
 				f.SYNACKs++
-				if f.FirstSYNACK.IsZero() {
-					f.FirstSYNACK = s.Time
-				}
 				c.irs, c.haveIRS, c.srvHigh = s.Seq, true, s.Seq+1
 				if f.Handshake {
 					f.SYNACKAfter++

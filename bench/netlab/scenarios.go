@@ -169,7 +169,7 @@ func deferAcceptScenario() ShippedCapture {
 				if f.SYNs != 1 || f.SYNACKIdle < 1 || f.ServerBytes != 512 || !f.ClientFIN || !f.ServerFIN {
 					errs = append(errs, fmt.Errorf("slow client %v: want its SYN/ACK re-sent after the handshake ACK, before its request, then a clean exchange", f))
 				}
-				if d := f.ClientDataAt.Sub(f.HandshakeACKs); d < 1400*time.Millisecond {
+				if d := f.ClientDataAt.Sub(f.HandshakeAt); d < 1400*time.Millisecond {
 					errs = append(errs, fmt.Errorf("slow client %v: request %v after the handshake, want 1.5 s", f.Client, d))
 				}
 			}

@@ -120,9 +120,7 @@ func segmentOf(data []byte, link layers.LinkType, ci gopacket.CaptureInfo) (Segm
 		SYN:  tcp.SYN, ACK: tcp.ACK, FIN: tcp.FIN, RST: tcp.RST, PSH: tcp.PSH,
 		Seq: tcp.Seq, Ack: tcp.Ack, Window: tcp.Window, Len: len(tcp.Payload),
 	}
-	s.PayloadPrefix = string(tcp.Payload[:min(32, len(tcp.Payload))])
 	for _, o := range tcp.Options {
-		s.OptionKinds = append(s.OptionKinds, o.OptionType)
 		if o.OptionType == layers.TCPOptionKindTimestamps && len(o.OptionData) == 8 {
 			s.HasTS = true
 			s.TSval = binary.BigEndian.Uint32(o.OptionData[:4])
