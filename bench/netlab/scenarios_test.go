@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tcpsentry/tcpsentry/bench/netlab"
 )
@@ -124,22 +123,6 @@ func TestTsharkCrossCheck(t *testing.T) {
 	}
 }
 
-// TestGenerateScenarioFresh makes every scenario's capture anew with a
-// fresh lab (root) and checks it, as a sensor test on a new capture
-// would: the scenarios must hold on any machine, not only on the one
-// that made testdata/. -short skips it.
-func TestGenerateScenarioFresh(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: not making captures")
-	}
-	if err := netlab.Check(); err != nil {
-		netlab.Unavailable(t, "%v", err)
-	}
-	for _, sc := range netlab.Scenarios {
-		t.Run(sc.File, func(t *testing.T) {
-			start := time.Now()
-			netlab.GenerateScenario(t, sc, filepath.Join(t.TempDir(), sc.File))
-			t.Logf("made and checked in %v", time.Since(start).Round(time.Millisecond))
-		})
-	}
-}
+// Every scenario is made again from real kernels, checked here and its
+// events checked too, by TestScenariosFreshKernel in cmd/tcpsentry (root;
+// CI runs it): one privileged run of the library, not two.
