@@ -10,6 +10,13 @@ const (
 	pendSynAck = 1 << iota // a SYN/ACK came again after the handshake ACK; the cause waits for data
 )
 
+// Watch bits in Conn.Watch: what Segment must look at in Conn.Notes.
+const (
+	watchPending = 1 << iota // Notes.Pending != 0
+	watchRST                 // Notes.RSTFrom != 0
+	watchRtx                 // Notes.RtxN > 0
+)
+
 // Segment runs the per-connection detectors on a segment the table
 // tracked. It is on the per-packet path: everything but a few compares is
 // behind the segment's bits or the connection's notes.
@@ -18,7 +25,6 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 		s.clock = ts
 	}
 	at := s.clock
-	n := &c.Notes
 	dir, other := flowtable.Server, flowtable.Client
 	if seg&flowtable.SegFromClient != 0 {
 		dir, other = flowtable.Client, flowtable.Server
@@ -29,7 +35,8 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 	if seg&control != 0 {
 		s.control(c, p, seg, ts, at, dir)
 	}
-	if n.Pending&pendSynAck != 0 && seg&(flowtable.SegData|flowtable.SegDataRetrans) != 0 {
+	w := c.Watch
+	if w&watchPending != 0 && c.Notes.Pending&pendSynAck != 0 && seg&(flowtable.SegData|flowtable.SegDataRetrans) != 0 {
 		s.synAckResolved(c, dir, ts, at)
 	}
 	rst := p.Flags&decode.FlagRST != 0
@@ -37,19 +44,19 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 		c.Side[flowtable.Server].Has(flowtable.SideISN) {
 		s.checkAck(c, p, dir, other, ts, at)
 	}
-	if n.RSTFrom != 0 && !rst && int(n.RSTFrom)-1 == other {
+	if w&watchRST != 0 && !rst && int(c.Notes.RSTFrom)-1 == other {
 		s.afterRST(c, ts, at)
 	}
 	if seg&flowtable.SegDataRetrans != 0 && dir == flowtable.Client {
 		s.retransmitted(c, p, ts)
 	}
-	if n.RtxN > 0 && dir == flowtable.Server {
+	if w&watchRtx != 0 && dir == flowtable.Server {
 		s.peerSpoke(c)
 	}
 	// The client gives up (a server's RST need not end it: seeds/000's
 	// client ignores them); a connection that just stops leaves the
 	// table and ends there (Evicted).
-	if dir == flowtable.Client && (seg&flowtable.SegFIN != 0 || rst) {
+	if w&watchRtx != 0 && dir == flowtable.Client && (seg&flowtable.SegFIN != 0 || rst) {
 		s.requestEnded(c, at)
 	}
 }
@@ -189,10 +196,12 @@ func (s *Set) HandshakeTimeout(c *flowtable.Conn, end, when int64) {
 
 // Evicted ends what waits for the connection's end.
 func (s *Set) Evicted(c *flowtable.Conn, why flowtable.Evict, when int64) {
-	if c.Notes.Pending&pendSynAck != 0 {
+	if c.Watch&watchPending != 0 && c.Notes.Pending&pendSynAck != 0 {
 		s.synAckEnd(c, when)
 	}
-	s.requestEnded(c, when)
+	if c.Watch&watchRtx != 0 {
+		s.requestEnded(c, when)
+	}
 }
 
 // synAckAfterAck: the server re-sent its SYN/ACK after the client's
@@ -213,6 +222,7 @@ func (s *Set) synAckAfterAck(c *flowtable.Conn, ts, at int64) {
 	cl, sv := &c.Side[flowtable.Client], &c.Side[flowtable.Server]
 	if !cl.Has(flowtable.SideData) {
 		n.Pending |= pendSynAck
+		c.Watch |= watchPending
 		return
 	}
 	var e Event
@@ -247,6 +257,7 @@ func (s *Set) synAckEvidence(e *Event, c *flowtable.Conn) {
 // first: it had been waiting for the handshake ACK.
 func (s *Set) synAckResolved(c *flowtable.Conn, dir int, ts, at int64) {
 	c.Notes.Pending &^= pendSynAck
+	c.Watch &^= watchPending
 	var e Event
 	if !s.begin(&e, c, TypeSynackRetransmitAfterAck, at) {
 		return
@@ -269,6 +280,7 @@ func (s *Set) synAckResolved(c *flowtable.Conn, dir int, ts, at int64) {
 // side sent data, so nothing shows the server waited for data.
 func (s *Set) synAckEnd(c *flowtable.Conn, at int64) {
 	c.Notes.Pending &^= pendSynAck
+	c.Watch &^= watchPending
 	var e Event
 	if !s.begin(&e, c, TypeSynackRetransmitAfterAck, at) {
 		return

@@ -72,6 +72,7 @@ func (s *Set) rst(c *flowtable.Conn, p *decode.Packet, dir int, ts, at int64) {
 		return
 	}
 	n.RSTFrom = uint8(dir + 1)
+	c.Watch |= watchRST
 	n.RSTSeq = p.Seq
 	n.RSTTS = ts
 	n.RSTInWindow = -1
@@ -157,6 +158,7 @@ func (s *Set) retransmitted(c *flowtable.Conn, p *decode.Packet, ts int64) {
 		return // an older segment is still unanswered: keep counting that one
 	}
 	n.RtxSeq, n.RtxLen, n.RtxN = p.Seq, uint32(p.PayloadLen), 1
+	c.Watch |= watchRtx
 	n.RtxFirstTS, n.RtxLastTS = ts, ts
 	n.PeerAfter = 0
 }
@@ -173,6 +175,7 @@ func (s *Set) peerSpoke(c *flowtable.Conn) {
 	n := &c.Notes
 	if s.rtxAcked(c) {
 		n.RtxN = 0
+		c.Watch &^= watchRtx
 		return
 	}
 	if n.PeerAfter < 1<<15 {

@@ -66,7 +66,12 @@ type Conn struct {
 	// see (one-sided capture or capture loss).
 	SynAckUnseen bool
 	Stage        Stage
-	Side         [2]Side // Client, Server
+	// Watch belongs to the detectors: bits saying which Notes need a look
+	// on every segment. It sits in the Conn's first cache line, which
+	// every packet touches anyway; Notes, at the end, then cost a cache
+	// miss only on the rare connections that need them.
+	Watch uint8
+	Side  [2]Side // Client, Server
 
 	ID        uint64 // flow id, stable for the life of the connection (53 bits)
 	FirstTS   int64  // first packet

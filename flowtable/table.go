@@ -182,7 +182,8 @@ func New(cfg Config, h Handler) (*Table, error) {
 	return t, nil
 }
 
-// recentConn is a connection that ended and left the table.
+// recentConn is a connection that ended and left the table (or was
+// replaced on its 4-tuple by a new SYN).
 type recentConn struct {
 	hash      uint64
 	prev      Prev
@@ -194,12 +195,18 @@ func (t *Table) remember(c *Conn) {
 	if c.EndTS == 0 || c.Midstream {
 		return
 	}
-	r := &t.recent[c.hash&uint64(len(t.recent)-1)]
-	r.hash, r.clientIsA = c.hash, c.ClientIsA
-	r.prev = Prev{EndTS: c.EndTS, Closed: c.Stage == StageClosed}
+	p := Prev{EndTS: c.EndTS, Closed: c.Stage == StageClosed}
 	if cl := &c.Side[Client]; cl.Has(SideTS) {
-		r.prev.TSval, r.prev.HasTS = cl.TSval, true
+		p.TSval, p.HasTS = cl.TSval, true
 	}
+	t.rememberPrev(c.hash, c.ClientIsA, p)
+}
+
+// rememberPrev keeps p for the connection with key hash h whose client is
+// endpoint A (clientIsA) of the key.
+func (t *Table) rememberPrev(h uint64, clientIsA bool, p Prev) {
+	r := &t.recent[h&uint64(len(t.recent)-1)]
+	r.hash, r.clientIsA, r.prev = h, clientIsA, p
 }
 
 // recall returns, and forgets, what the table remembers of an ended
@@ -359,8 +366,8 @@ func (t *Table) leave(c *Conn, s uint32, why Evict) {
 		t.h.HandshakeTimeout(c, c.LastTS, when)
 	}
 	t.h.Evicted(c, why, when)
-	if why != EvictReused {
-		t.remember(c)
+	if why == EvictIdle || why == EvictFull {
+		t.remember(c) // (at the end of a capture nothing follows)
 	}
 	t.remove(c, s)
 }

@@ -61,16 +61,14 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 				t.stats.Reused++
 				t.leave(c, s, EvictReused)
 				c, _ = t.upsert(&k)
-				c.Prev = prev
+				// Looked up only if the server answers with a bare ACK.
+				t.rememberPrev(c.hash, fromA, prev)
 				created = true
 			}
 		}
 	}
 	if created {
 		t.open(c, p, fromA, ts)
-		if c.Prev.EndTS == 0 && !c.Midstream {
-			c.Prev, _ = t.recall(c)
-		}
 		seg |= SegNew
 		if c.Midstream {
 			seg |= SegMidstream
@@ -169,6 +167,9 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			seg |= SegAckToSYN
 			if c.deadline != 0 {
 				t.unlinkTimer(c, c.self)
+			}
+			if c.Prev.EndTS == 0 {
+				c.Prev, _ = t.recall(c)
 			}
 		case fromClient && !syn && c.Stage == StageSynSent && seg&SegRSTToAck == 0:
 			// The client acknowledges a SYN/ACK the sensor never saw: the
