@@ -20,14 +20,12 @@ type Correlator struct {
 	final []bool
 	nfin  int
 
-	items  itemHeap
-	evs    []Event // slab for queued events
-	evFree []int32
-	facts  []Fact
-	fFree  []int32
-	flush  []qitem // flush-phase items, sorted at the end
-	clock  int64   // At of the last processed item
-	gen    uint64  // fold windows opened
+	items minHeap[qitem]
+	evs   slab[Event] // queued events
+	facts slab[Fact]
+	flush []qitem // flush-phase items, sorted at the end
+	clock int64   // At of the last processed item
+	gen   uint64  // fold windows opened
 	// Scratch events (a local passed to emit would escape to the heap):
 	// agg for events the Correlator makes, report for fold reports.
 	agg, report Event
@@ -35,7 +33,7 @@ type Correlator struct {
 	servers *aggTable[endpointKey, serverState]
 	clocks  *aggTable[pairKey, tsClock]
 	folds   *aggTable[foldKey, fold]
-	foldQ   foldHeap
+	foldQ   minHeap[foldRef]
 	// regressed: flows whose SYN ts_regression flagged, for the cause of
 	// their syn_unanswered (which follows within seconds).
 	regressed [regressedSize]struct {
@@ -88,7 +86,7 @@ type qitem struct {
 	fact int32
 }
 
-func (a *qitem) less(b *qitem) bool {
+func (a qitem) less(b *qitem) bool {
 	if a.at != b.at {
 		return a.at < b.at
 	}
@@ -98,62 +96,12 @@ func (a *qitem) less(b *qitem) bool {
 	return a.seq < b.seq
 }
 
-// itemHeap is a binary min-heap of qitems (container/heap would box
-// every item in an interface, an allocation each).
-type itemHeap []qitem
-
-func (h *itemHeap) push(q qitem) {
-	*h = append(*h, q)
-	a := *h
-	for i := len(a) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !a[i].less(&a[p]) {
-			break
-		}
-		a[i], a[p] = a[p], a[i]
-		i = p
-	}
-}
-
-func (h *itemHeap) pop() qitem {
-	a := *h
-	top := a[0]
-	n := len(a) - 1
-	a[0] = a[n]
-	a = a[:n]
-	for i := 0; ; {
-		l, m := 2*i+1, i
-		if l < n && a[l].less(&a[m]) {
-			m = l
-		}
-		if r := l + 1; r < n && a[r].less(&a[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	*h = a
-	return top
-}
-
 // Add takes a worker's batch (the caller may reuse it after) and
 // processes every item all watermarks have passed.
 func (c *Correlator) Add(b *Batch) {
 	for i := range b.Events {
 		e := &b.Events[i]
-		var idx int32
-		if n := len(c.evFree); n > 0 {
-			idx = c.evFree[n-1]
-			c.evFree = c.evFree[:n-1]
-			c.evs[idx] = *e
-		} else {
-			idx = int32(len(c.evs))
-			c.evs = append(c.evs, *e)
-		}
-		q := qitem{at: e.At, flow: e.FlowID, seq: e.seq, ev: idx, fact: -1}
+		q := qitem{at: e.At, flow: e.FlowID, seq: e.seq, ev: c.evs.put(e), fact: -1}
 		if e.flush {
 			c.flush = append(c.flush, q)
 		} else {
@@ -162,16 +110,7 @@ func (c *Correlator) Add(b *Batch) {
 	}
 	for i := range b.Facts {
 		f := &b.Facts[i]
-		var idx int32
-		if n := len(c.fFree); n > 0 {
-			idx = c.fFree[n-1]
-			c.fFree = c.fFree[:n-1]
-			c.facts[idx] = *f
-		} else {
-			idx = int32(len(c.facts))
-			c.facts = append(c.facts, *f)
-		}
-		c.push(qitem{at: f.At, flow: f.FlowID, seq: f.seq, ev: -1, fact: idx})
+		c.push(qitem{at: f.At, flow: f.FlowID, seq: f.seq, ev: -1, fact: c.facts.put(f)})
 	}
 	if b.Worker >= 0 && b.Worker < len(c.wm) {
 		if b.Watermark > c.wm[b.Worker] {
@@ -222,7 +161,7 @@ func (c *Correlator) Finish() {
 	for len(c.items) > 0 {
 		c.process(c.items.pop())
 	}
-	var fl itemHeap
+	var fl minHeap[qitem]
 	for _, q := range c.flush {
 		fl.push(q)
 	}
@@ -241,12 +180,11 @@ func (c *Correlator) process(q qitem) {
 	}
 	c.expireFolds(c.clock)
 	if q.ev >= 0 {
-		e := &c.evs[q.ev]
-		c.event(e)
-		c.evFree = append(c.evFree, q.ev)
+		c.event(&c.evs.items[q.ev])
+		c.evs.release(q.ev)
 		return
 	}
-	f := &c.facts[q.fact]
+	f := &c.facts.items[q.fact]
 	switch f.Kind {
 	case FactSYN:
 		c.synFact(f)
@@ -258,7 +196,7 @@ func (c *Correlator) process(q qitem) {
 	case FactEnd:
 		c.endFact(f)
 	}
-	c.fFree = append(c.fFree, q.fact)
+	c.facts.release(q.fact)
 }
 
 // event finishes a per-connection event: the causes that need other

@@ -33,50 +33,12 @@ type foldRef struct {
 	key   foldKey
 }
 
-// foldHeap orders open windows by their end, then by age.
-type foldHeap []foldRef
-
-func (h *foldHeap) less(i, j int) bool {
-	a := *h
-	if a[i].until != a[j].until {
-		return a[i].until < a[j].until
+// less orders open windows by their end, then by age.
+func (a foldRef) less(b *foldRef) bool {
+	if a.until != b.until {
+		return a.until < b.until
 	}
-	return a[i].gen < a[j].gen
-}
-
-func (h *foldHeap) push(r foldRef) {
-	*h = append(*h, r)
-	for i := len(*h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			break
-		}
-		(*h)[i], (*h)[p] = (*h)[p], (*h)[i]
-		i = p
-	}
-}
-
-func (h *foldHeap) pop() foldRef {
-	a := *h
-	top := a[0]
-	n := len(a) - 1
-	a[0] = a[n]
-	*h = a[:n]
-	for i := 0; ; {
-		l, m := 2*i+1, i
-		if l < n && h.less(l, m) {
-			m = l
-		}
-		if r := l + 1; r < n && h.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	return top
+	return a.gen < b.gen
 }
 
 func (c *Correlator) foldWindow(t Type) int64 {
