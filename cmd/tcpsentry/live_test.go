@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -83,10 +84,32 @@ func TestScenariosFreshKernel(t *testing.T) {
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, stderr)
 				}
-				if !sameEvents(evs, want) {
+				// A fold report names its first repeat; on a fresh capture
+				// which of two simultaneous connections came first is the
+				// kernel's race, so reports match by address, not port.
+				if !sameEvents(reportsAnyPort(evs), reportsAnyPort(want)) {
 					t.Errorf("%s workers: events\n%s\nwant\n%s\nsummary:\n%s", workers, strings.Join(evs, "\n"), strings.Join(want, "\n"), stderr)
 				}
 			}
 		})
 	}
+}
+
+// reportsAnyPort replaces the client port of fold reports (count > 1) by
+// "*".
+func reportsAnyPort(evs []string) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e
+		f := strings.Fields(e) // action/reason client -> server xN
+		if len(f) != 5 || f[4] == "x1" || f[4] == "x*" {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(f[1]); err == nil {
+			f[1] = ap.Addr().String() + ":*"
+			out[i] = strings.Join(f, " ")
+		}
+	}
+	sort.Strings(out)
+	return out
 }
