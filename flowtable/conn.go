@@ -107,10 +107,9 @@ type Conn struct {
 
 // Prev is what the previous connection on a 4-tuple showed.
 type Prev struct {
-	EndTS  int64  // its first FIN or RST, or its last packet
-	TSval  uint32 // the client's last TSval, when HasTS
-	HasTS  bool
-	Closed bool // it had ended with FINs or a RST (not abandoned in the handshake)
+	EndTS int64  // its first FIN or RST, or its last packet
+	TSval uint32 // the client's last TSval, when HasTS
+	HasTS bool
 }
 
 // Notes is per-connection detector state. It lives in the Conn so that the

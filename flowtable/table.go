@@ -195,7 +195,7 @@ func (t *Table) remember(c *Conn) {
 	if c.EndTS == 0 || c.Midstream {
 		return
 	}
-	p := Prev{EndTS: c.EndTS, Closed: c.Stage == StageClosed}
+	p := Prev{EndTS: c.EndTS}
 	if cl := &c.Side[Client]; cl.Has(SideTS) {
 		p.TSval, p.HasTS = cl.TSval, true
 	}

@@ -50,7 +50,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 		fromClient := fromA == c.ClientIsA
 		if !fromClient || !cl.Has(SideISN) || cl.ISN != Seq(p.Seq) {
 			if c.Stage >= StageClosing || c.Stage == StageSynSent || c.Midstream || !fromClient {
-				prev := Prev{EndTS: c.EndTS, Closed: c.Stage == StageClosed}
+				prev := Prev{EndTS: c.EndTS}
 				if prev.EndTS == 0 {
 					prev.EndTS = c.LastTS
 				}
@@ -171,7 +171,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			if c.Prev.EndTS == 0 {
 				c.Prev, _ = t.recall(c)
 			}
-		case fromClient && !syn && c.Stage == StageSynSent && seg&SegRSTToAck == 0:
+		case fromClient && !syn && c.Stage == StageSynSent:
 			// The client acknowledges a SYN/ACK the sensor never saw: the
 			// capture misses the server's direction (one-sided SPAN) or
 			// lost it. The SYN was answered; do not time it out.
