@@ -88,7 +88,6 @@ func firedBit(t Type) uint32 { return 1 << t }
 type Set struct {
 	cfg   Config
 	out   *Out
-	iface uint16
 	clock int64 // latest capture time seen: At of packet-driven events
 
 	// synacks deduplicates FactSynAck: per server:port hash, the last
@@ -103,11 +102,11 @@ const synackCache = 1024
 
 var _ flowtable.Handler = (*Set)(nil)
 
-// NewSet returns the detectors of one worker, emitting into out; iface is
-// the index of the capture interface its events name.
-func NewSet(cfg Config, out *Out, iface uint16) *Set {
+// NewSet returns the detectors of one worker, emitting into out. Events
+// name the capture interface of their connection's key.
+func NewSet(cfg Config, out *Out) *Set {
 	cfg.defaults()
-	return &Set{cfg: cfg, out: out, iface: iface}
+	return &Set{cfg: cfg, out: out}
 }
 
 // begin starts an event of type t about c, once per connection; it
@@ -117,7 +116,7 @@ func (s *Set) begin(e *Event, c *flowtable.Conn, t Type, at int64) bool {
 		return false
 	}
 	c.Notes.Fired |= firedBit(t)
-	*e = Event{Type: t, Family: c.Key.Family, FlowID: c.ID, Count: 1, Iface: s.iface, At: at}
+	*e = Event{Type: t, Family: c.Key.Family, FlowID: c.ID, Count: 1, Iface: uint16(c.Key.Iface), At: at}
 	e.Client.Addr, e.Client.Port = c.ClientAddr()
 	e.Server.Addr, e.Server.Port = c.ServerAddr()
 	for i, v := range c.Key.VLAN {

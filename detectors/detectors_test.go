@@ -53,7 +53,7 @@ func newHarness(t *testing.T) *harness {
 		}
 		return NewBatch()
 	})
-	h.set = NewSet(Config{}, h.out, 0)
+	h.set = NewSet(Config{}, h.out)
 	tb, err := flowtable.New(flowtable.Config{Capacity: 64, Seed: 9}, h.set)
 	if err != nil {
 		t.Fatal(err)

@@ -15,12 +15,17 @@ type Key struct {
 	PortA, PortB uint16
 	VLAN         [decode.MaxVLAN]uint16 // outermost first; 0 = untagged
 	Family       uint8                  // 4 or 6
+	// Iface is the capture interface (its index in the sensor's list):
+	// the same 4-tuple on two interfaces is two connections, as in
+	// Suricata's per-device tracking, and events name the right one.
+	Iface uint8
 }
 
 // KeyOf returns the canonical key of p and whether p travels from A to B.
 func KeyOf(p *decode.Packet) (k Key, fromA bool) {
 	k.Family = p.Family
 	k.VLAN = p.VLAN
+	k.Iface = p.Iface
 	if less(&p.Src, p.SrcPort, &p.Dst, p.DstPort) {
 		k.A, k.B, k.PortA, k.PortB = p.Src, p.Dst, p.SrcPort, p.DstPort
 		return k, true
@@ -40,7 +45,7 @@ func less(a *[16]byte, pa uint16, b *[16]byte, pb uint16) bool {
 }
 
 // keyBytes is the hashed form of a key: fixed layout, no padding.
-const keyBytes = 16 + 16 + 2 + 2 + 2*decode.MaxVLAN + 1
+const keyBytes = 16 + 16 + 2 + 2 + 2*decode.MaxVLAN + 2
 
 func (k *Key) put(b *[keyBytes]byte) {
 	copy(b[0:16], k.A[:])
@@ -50,7 +55,8 @@ func (k *Key) put(b *[keyBytes]byte) {
 	for i, v := range k.VLAN {
 		b[36+2*i], b[37+2*i] = byte(v>>8), byte(v)
 	}
-	b[keyBytes-1] = k.Family
+	b[keyBytes-2] = k.Family
+	b[keyBytes-1] = k.Iface
 }
 
 // Hasher computes seeded xxhash values of keys without allocating. It is

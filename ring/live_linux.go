@@ -40,6 +40,7 @@ const (
 	arphrdTunnel   = 768
 	arphrdTunnel6  = 769
 	arphrdRawIP    = 519
+	maxInterfaces  = 64 // an interface index travels in a byte of the flow key
 )
 
 // Live is a running live capture. Its sources feed the workers; Stats
@@ -114,6 +115,9 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 func checkConfig(c *LiveConfig) error {
 	if len(c.Interfaces) == 0 {
 		return errors.New("no interface to capture on (use -i)")
+	}
+	if len(c.Interfaces) > maxInterfaces {
+		return fmt.Errorf("%d interfaces: at most %d", len(c.Interfaces), maxInterfaces)
 	}
 	seen := map[string]bool{}
 	for _, n := range c.Interfaces {
@@ -356,6 +360,7 @@ func (l *Live) openInterface(i int) error {
 	cfg := &l.cfg
 	ifc := &l.ifaces[i]
 	group := -1
+	noFanoutOutgoing := false
 	for w := range cfg.Workers {
 		k, err := l.openSocket(ifc, i)
 		if err != nil {
@@ -370,6 +375,11 @@ func (l *Live) openInterface(i int) error {
 		// first so that they hash like their first fragment. The value
 		// is a 4-byte int: an 8-byte one is EINVAL on older kernels.
 		mode := unix.PACKET_FANOUT_HASH | unix.PACKET_FANOUT_FLAG_DEFRAG
+		if ifc.Loopback && !noFanoutOutgoing {
+			// In a group the group's hook receives, so the socket's
+			// PACKET_IGNORE_OUTGOING no longer applies.
+			mode |= unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+		}
 		if w == 0 {
 			// The kernel picks an id no other group in the namespace
 			// uses, so that two sensors never share a group.
@@ -378,6 +388,17 @@ func (l *Live) openInterface(i int) error {
 				var v int
 				v, err = unix.GetsockoptInt(k.fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
 				group = v & 0xffff
+			}
+			if errors.Is(err, unix.EINVAL) && mode&unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING != 0 {
+				// Before 4.20: outgoing frames are dropped one by one.
+				noFanoutOutgoing = true
+				mode &^= unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+				err = unix.SetsockoptInt(k.fd, unix.SOL_PACKET, unix.PACKET_FANOUT, (mode|unix.PACKET_FANOUT_FLAG_UNIQUEID)<<16)
+				if err == nil {
+					var v int
+					v, err = unix.GetsockoptInt(k.fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
+					group = v & 0xffff
+				}
 			}
 			if err != nil {
 				// Kernels before 4.4 lack UNIQUEID: derive an id from the
@@ -665,7 +686,7 @@ func (s *liveSource) release() {
 // fill walks frames of the current block into b.
 func (s *liveSource) fill(b *Batch) {
 	k, blk := s.cur, s.blk
-	b.Link = k.link
+	b.Link, b.Iface = k.link, k.iface
 	var frames, losing, csum uint64
 	for b.N < len(b.Frames) && s.left > 0 {
 		off := s.off

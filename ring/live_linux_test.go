@@ -350,33 +350,47 @@ func TestLiveFilterInKernel(t *testing.T) {
 // once, not leaving and again arriving, and that an idle source beats.
 func TestLiveLoopbackOnce(t *testing.T) {
 	w := newWire(t)
-	l := openLive(t, ring.LiveConfig{Interfaces: []string{"lo"}, Netns: w.path, RetireTimeout: 5 * time.Millisecond})
-	if ifc := l.Interfaces()[0]; !ifc.Loopback || ifc.Link != ring.LinkTypeEthernet {
-		t.Fatalf("lo: %+v", ifc)
-	}
-	c, stop := collect(l)
-	// Three connection attempts to a closed port: SYN and RST each.
-	err := ring.InNetns(w.path, func() error {
-		for range 3 {
-			conn, err := net.DialTimeout("tcp", "127.0.0.1:7211", time.Second)
-			if err == nil {
-				conn.Close()
-				return errors.New("port 7211 is open")
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			l := openLive(t, ring.LiveConfig{Interfaces: []string{"lo"}, Workers: workers, Netns: w.path, RetireTimeout: 5 * time.Millisecond})
+			if ifc := l.Interfaces()[0]; !ifc.Loopback || ifc.Link != ring.LinkTypeEthernet {
+				t.Fatalf("lo: %+v", ifc)
 			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.waitFor(t, 6)
-	time.Sleep(30 * time.Millisecond) // a few beats
-	stop()
-	if got := c.count(); got != 6 {
-		t.Fatalf("got %d frames on lo; want 6 (3 SYN, 3 RST)", got)
-	}
-	if c.beats[0] == 0 || c.clock[0] == 0 || c.clock[0] > time.Now().UnixNano() {
-		t.Fatalf("idle source: %d beats, last clock %d", c.beats[0], c.clock[0])
+			c, stop := collect(l)
+			// Three connection attempts to a closed port: SYN and RST each.
+			err := ring.InNetns(w.path, func() error {
+				for range 3 {
+					conn, err := net.DialTimeout("tcp", "127.0.0.1:7211", time.Second)
+					if err == nil {
+						conn.Close()
+						return errors.New("port 7211 is open")
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.waitFor(t, 6)
+			time.Sleep(30 * time.Millisecond) // a few beats
+			st := l.Stats()[0]
+			stop()
+			if got := c.count(); got != 6 {
+				t.Fatalf("got %d frames on lo; want 6 (3 SYN, 3 RST)", got)
+			}
+			// The kernel must not even queue the leaving copies.
+			if st.Packets != 6 {
+				t.Fatalf("the kernel counted %d packets; want 6", st.Packets)
+			}
+			if st.CsumNotReady != 3 {
+				t.Errorf("%d frames with unfinished checksums; want the 3 SYNs (lo's RSTs carry full ones)", st.CsumNotReady)
+			}
+			for i := range workers {
+				if c.beats[i] == 0 || c.clock[i] == 0 || c.clock[i] > time.Now().UnixNano() {
+					t.Fatalf("idle source %d: %d beats, last clock %d", i, c.beats[i], c.clock[i])
+				}
+			}
+		})
 	}
 }
 

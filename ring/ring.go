@@ -31,6 +31,9 @@ const (
 type Batch struct {
 	// Link is the link type of every frame in the batch.
 	Link LinkType
+	// Iface is the index of the interface (LiveConfig.Interfaces) every
+	// frame of the batch came from; 0 in a replay.
+	Iface int
 	// N is the number of valid entries in Frames, TS and WireLen.
 	N int
 	// Frames[i] is the captured bytes of frame i (possibly snapped).

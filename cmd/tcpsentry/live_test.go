@@ -12,6 +12,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asCommand) == "1" {
+		// The live tests run this binary as the tcpsentry command, so
+		// that a signal stops it as it stops the real one.
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	netlab.Main() // the lab re-executes this binary as its servers and clients
 	os.Exit(m.Run())
 }

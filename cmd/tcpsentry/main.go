@@ -1,6 +1,7 @@
 // Command tcpsentry finds why TCP connections fail, from live traffic or
 // a recording, and reports each finding as a JSON event.
 //
+//	tcpsentry run -i IFACE [-i IFACE...] [flags]
 //	tcpsentry replay [flags] FILE.pcap[ng]
 package main
 
@@ -35,6 +36,9 @@ func main() {
 const usage = `usage: tcpsentry <command> [flags] [args]
 
 commands:
+  run -i IFACE  capture live traffic (repeat -i for more interfaces); events
+                as JSON lines on stdout until SIGINT/SIGTERM, then a summary
+                on stderr
   replay FILE   run the pipeline over a pcap/pcapng recording; events as
                 JSON lines on stdout, a summary on stderr
   version       print the version
@@ -48,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stdout, stderr)
 	case "replay":
 		return replayCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

@@ -27,6 +27,12 @@ func writeSummary(w io.Writer, name string, s *sensor.Summary) {
 			time.Unix(0, s.FirstTS).UTC().Format(time.RFC3339Nano),
 			time.Unix(0, s.LastTS).UTC().Format(time.RFC3339Nano), span.Round(time.Millisecond))
 	}
+	writeCounts(w, s)
+}
+
+// writeCounts prints the flow, decode and event lines common to replay
+// and live summaries.
+func writeCounts(w io.Writer, s *sensor.Summary) {
 	fmt.Fprintf(w, "  flows     %d created, %d evicted idle, %d evicted full (table full), %d 4-tuple reused, %d ended at end of capture\n",
 		s.Flows.Created, s.Flows.EvictedIdle, s.Flows.EvictedFull, s.Flows.Reused, s.Flows.Flushed)
 	var parts []string

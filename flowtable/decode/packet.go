@@ -57,6 +57,10 @@ type Packet struct {
 	NVLAN int             // VLAN tags seen (may exceed MaxVLAN)
 	VLAN  [MaxVLAN]uint16 // VLAN ids, outermost first (12-bit VID)
 
+	// Iface is the capture interface's index; Parse sets 0 and the
+	// caller, which knows the source, sets the rest.
+	Iface uint8
+
 	// L3
 	Family   uint8    // 4 or 6
 	Src, Dst [16]byte // IPv4 in the first 4 bytes, rest zero

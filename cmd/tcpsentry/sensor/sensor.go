@@ -12,6 +12,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpsentry/tcpsentry/detectors"
@@ -38,8 +39,11 @@ type Config struct {
 	// Version is observer.version in events.
 	Version string
 	// Interfaces names the capture interfaces (observer.ingress); empty
-	// for a replay.
+	// for a replay, taken from the capture by Capture.
 	Interfaces []string
+	// CPUs are the CPUs live workers are pinned to, worker i to
+	// CPUs[i%len(CPUs)] (default: every CPU the process may use).
+	CPUs []int
 }
 
 // DefaultFlows is Config.Flows' default.
@@ -57,7 +61,7 @@ func (c *Config) defaults() {
 	}
 }
 
-// Summary is what a replay did.
+// Summary is what a replay or a capture did.
 type Summary struct {
 	Workers      int
 	Packets      uint64
@@ -72,6 +76,12 @@ type Summary struct {
 	FirstTS      int64
 	LastTS       int64
 	Elapsed      time.Duration
+
+	// Live capture only: the interfaces and their kernel counters.
+	Interfaces []ring.Interface
+	Kernel     []ring.IfaceStats
+	// PerWorker is each worker's packet count (fanout balance).
+	PerWorker []uint64
 }
 
 // DecodeFailures is the number of frames not decoded to a TCP segment.
@@ -90,65 +100,81 @@ func (s *Summary) EventsTotal() (n uint64) {
 	return n
 }
 
-// Replay runs the pipeline over a pcap or pcapng stream and writes events
-// as JSON lines to out. Cancelling ctx stops reading; the flows read so
-// far are still ended and their events written. A truncated last record
-// is not an error (Summary.Truncated says so).
-func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summary, error) {
-	cfg.defaults()
-	start := time.Now()
-	seed := flowtable.RandomSeed()
-	rcfg := ring.ReplayConfig{Workers: cfg.Workers}
-	if cfg.Workers > 1 {
-		rcfg.Hash = fanoutHash(flowtable.RandomSeed())
+// KernelDrops is the number of packets the kernel dropped because the
+// workers fell behind (live capture).
+func (s *Summary) KernelDrops() (n uint64) {
+	for _, k := range s.Kernel {
+		n += k.Drops
 	}
-	rp, err := ring.OpenReplay(r, rcfg)
-	if err != nil {
-		return Summary{}, err
-	}
-	srcs := rp.Sources()
+	return n
+}
 
-	pub := newPublisher(cfg, out, len(srcs))
+// pipeline is the workers and the publisher over a set of sources.
+type pipeline struct {
+	cfg     Config
+	workers []*Worker
+	pub     *publisher
+	start   time.Time
+}
+
+func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() int64) (*pipeline, error) {
+	p := &pipeline{cfg: cfg, start: time.Now()}
+	p.pub = newPublisher(cfg, out, len(srcs))
 	tcfg := cfg.Table
-	tcfg.Seed = seed
-	tcfg.Capacity = (cfg.Flows + cfg.Workers - 1) / cfg.Workers
-	workers := make([]*Worker, len(srcs))
+	tcfg.Seed = flowtable.RandomSeed()
+	tcfg.Capacity = (cfg.Flows + len(srcs) - 1) / len(srcs)
 	for i, src := range srcs {
-		w, err := newWorker(i, src, tcfg, cfg.Detectors, 0, pub.sender(i))
+		w, err := newWorker(i, src, tcfg, cfg.Detectors, p.pub.sender(i))
 		if err != nil {
-			rp.Close()
-			pub.abort()
-			return Summary{}, err
+			p.pub.abort()
+			return nil, err
 		}
-		w.endClock = func() int64 { return rp.Stats().LastTS }
-		workers[i] = w
+		w.endClock = endClock
+		p.workers = append(p.workers, w)
 	}
+	return p, nil
+}
 
-	stop := context.AfterFunc(ctx, func() {
-		for _, s := range srcs {
-			s.Close()
-		}
-	})
-	defer stop()
-
+// run runs every worker in its goroutine, pinned to cpus[i%len(cpus)]
+// when cpus is not empty, until its source ends; failed is called on the
+// first worker error. It returns the first error, the publisher's
+// included.
+func (p *pipeline) run(cpus []int, failed func(), log io.Writer) error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(workers))
-	for i, w := range workers {
+	errs := make([]error, len(p.workers))
+	for i, w := range p.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if len(cpus) > 0 {
+				if err := ring.PinThread(cpus[i%len(cpus)]); err != nil && log != nil {
+					fmt.Fprintf(log, "tcpsentry: warning: worker %d runs unpinned: %v\n", i, err)
+				}
+			}
 			errs[i] = w.run()
+			if errs[i] != nil && failed != nil {
+				failed()
+			}
 		}()
 	}
 	wg.Wait()
-	perr := pub.wait()
+	perr := p.pub.wait()
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return perr
+}
 
-	sum := Summary{Workers: len(workers), Elapsed: time.Since(start)}
-	for _, w := range workers {
+func (p *pipeline) summary() Summary {
+	sum := Summary{Workers: len(p.workers), Elapsed: time.Since(p.start)}
+	for _, w := range p.workers {
 		st := w.stats
 		sum.Packets += st.Packets
 		sum.Bytes += st.Bytes
 		sum.OptMalformed += st.OptMalformed
+		sum.PerWorker = append(sum.PerWorker, st.Packets)
 		for i, d := range st.Drops {
 			sum.Drops[i] += d
 		}
@@ -160,20 +186,122 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 		sum.Flows.Flushed += fs.Flushed
 		sum.EventsLost += w.out.Dropped
 	}
-	sum.Events = pub.cor.Counts
-	sum.Folded = pub.cor.Folded
+	sum.Events = p.pub.cor.Counts
+	sum.Folded = p.pub.cor.Folded
+	return sum
+}
+
+// Replay runs the pipeline over a pcap or pcapng stream and writes events
+// as JSON lines to out. Cancelling ctx stops reading; the flows read so
+// far are still ended and their events written. A truncated last record
+// is not an error (Summary.Truncated says so).
+func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summary, error) {
+	cfg.defaults()
+	rcfg := ring.ReplayConfig{Workers: cfg.Workers}
+	if cfg.Workers > 1 {
+		rcfg.Hash = fanoutHash(flowtable.RandomSeed())
+	}
+	rp, err := ring.OpenReplay(r, rcfg)
+	if err != nil {
+		return Summary{}, err
+	}
+	srcs := rp.Sources()
+	p, err := newPipeline(cfg, srcs, out, func() int64 { return rp.Stats().LastTS })
+	if err != nil {
+		rp.Close()
+		return Summary{}, err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	})
+	defer stop()
+	err = p.run(nil, nil, nil)
+	sum := p.summary()
 	st := rp.Stats()
 	sum.Truncated = st.Truncated
 	sum.FirstTS, sum.LastTS = st.FirstTS, st.LastTS
-	for _, e := range errs {
-		if e != nil {
-			return sum, e
-		}
-	}
-	if err := rp.Err(); err != nil {
+	if err != nil {
 		return sum, err
 	}
-	return sum, perr
+	return sum, rp.Err()
+}
+
+// Capture runs the pipeline over a live capture until ctx is cancelled
+// (or a worker fails), then ends every flow as at the end of a capture
+// (pending timers fire), writes the last events to out and closes live.
+// cfg.Workers is live's number of sources. Once a second it reads the
+// kernel's counters and writes a warning line to log for every interface
+// that dropped packets in that second.
+func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Writer) (Summary, error) {
+	srcs := live.Sources()
+	cfg.Workers = len(srcs)
+	cfg.defaults()
+	cfg.Interfaces = cfg.Interfaces[:0:0]
+	for _, ifc := range live.Interfaces() {
+		cfg.Interfaces = append(cfg.Interfaces, ifc.Name)
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	var stopTS atomic.Int64
+	stopNow := func() {
+		stopTS.CompareAndSwap(0, time.Now().UnixNano())
+		live.Stop()
+	}
+	p, err := newPipeline(cfg, srcs, out, stopTS.Load)
+	if err != nil {
+		live.Close()
+		return Summary{}, err
+	}
+	cpus := cfg.CPUs
+	if len(cpus) == 0 {
+		cpus, _ = ring.CPUs()
+	}
+	stop := context.AfterFunc(ctx, stopNow)
+	defer stop()
+	watchDone := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		watchDrops(live, log, watchDone)
+	}()
+	err = p.run(cpus, stopNow, log)
+	close(watchDone)
+	<-watched
+	live.Close() // every worker has stopped: no frame is in use
+	sum := p.summary()
+	sum.Interfaces = live.Interfaces()
+	sum.Kernel = live.Stats()
+	return sum, err
+}
+
+// watchDrops reads the kernel's counters once a second and says loudly
+// when an interface dropped packets.
+func watchDrops(live *ring.Live, log io.Writer, done <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	ifs := live.Interfaces()
+	prev := live.Stats()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		cur := live.Stats()
+		for i := range cur {
+			if d := cur[i].Drops - prev[i].Drops; d > 0 {
+				fmt.Fprintf(log, "tcpsentry: WARNING: %s: the kernel dropped %d of %d packets in the last second (ring full: the workers fell behind; analysis of the affected flows is incomplete)\n",
+					ifs[i].Name, d, cur[i].Packets-prev[i].Packets)
+			}
+			if e := cur[i].Errors - prev[i].Errors; e > 0 {
+				fmt.Fprintf(log, "tcpsentry: warning: %s: %d socket error(s) (link down?)\n", ifs[i].Name, e)
+			}
+		}
+		prev = cur
+	}
 }
 
 // fanoutHash is replay's software PACKET_FANOUT_HASH: the seeded hash of
@@ -248,6 +376,13 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 				return
 			}
 			p.cor.Add(b)
+			if len(p.in) == 0 {
+				// Nothing else waiting: let a live reader see the events
+				// now rather than when 64 KiB have gathered.
+				if err := p.bw.Flush(); err != nil && p.werr == nil {
+					p.werr = fmt.Errorf("writing events: %w", err)
+				}
+			}
 			b.Events, b.Facts, b.Final = b.Events[:0], b.Facts[:0], false
 			if b.Worker >= 0 && b.Worker < len(p.free) {
 				select {

@@ -37,10 +37,10 @@ type Worker struct {
 
 // newWorker builds worker id; send hands its event batches on (see
 // detectors.NewOut).
-func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, iface uint16, send func(*detectors.Batch) *detectors.Batch) (*Worker, error) {
+func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, send func(*detectors.Batch) *detectors.Batch) (*Worker, error) {
 	w := &Worker{src: src, batch: ring.NewBatch(0)}
 	w.out = detectors.NewOut(id, send)
-	w.det = detectors.NewSet(dcfg, w.out, iface)
+	w.det = detectors.NewSet(dcfg, w.out)
 	t, err := flowtable.New(tcfg, w.det)
 	if err != nil {
 		return nil, err
@@ -52,7 +52,7 @@ func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Co
 // Process runs one batch through decode, the flow table and the
 // detectors. It is the whole per-packet path.
 func (w *Worker) Process(b *ring.Batch) {
-	link := int(b.Link)
+	link, iface := int(b.Link), uint8(b.Iface)
 	for i := 0; i < b.N; i++ {
 		w.stats.Packets++
 		w.stats.Bytes += uint64(b.WireLen[i])
@@ -60,6 +60,7 @@ func (w *Worker) Process(b *ring.Batch) {
 			w.stats.Drops[r]++
 			continue
 		}
+		w.pkt.Iface = iface
 		if w.pkt.Opts&decode.OptMalformed != 0 {
 			w.stats.OptMalformed++
 		}

@@ -67,7 +67,7 @@ func withVLAN(b *ring.Batch, tag ...byte) *ring.Batch {
 func newTestWorker(t *testing.T, got *[]detectors.Event) *Worker {
 	t.Helper()
 	spare := detectors.NewBatch()
-	w, err := newWorker(0, nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{}, 0,
+	w, err := newWorker(0, nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{},
 		func(b *detectors.Batch) *detectors.Batch {
 			if b == nil {
 				return spare
@@ -197,7 +197,7 @@ func TestCorrelatorAllocatesNothing(t *testing.T) {
 	got := make([]detectors.Event, 0, 1<<16)
 	cor := detectors.NewCorrelator(detectors.Config{}, 1, func(e *detectors.Event) { got = append(got, *e) })
 	spare := detectors.NewBatch()
-	w, err := newWorker(0, nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{}, 0,
+	w, err := newWorker(0, nil, flowtable.Config{Capacity: 4096, Seed: 5}, detectors.Config{},
 		func(b *detectors.Batch) *detectors.Batch {
 			if b == nil {
 				return spare

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpsentry/tcpsentry/bench/netlab"
+)
+
+// asCommand is the environment variable that makes the test binary run as
+// the tcpsentry command (see TestMain).
+const asCommand = "TCPSENTRY_TEST_AS_COMMAND"
+
+// sensorProc is `tcpsentry run` running as a child process.
+type sensorProc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+// startRun starts `tcpsentry run args...` and returns once it says it
+// captures (its sockets are bound, so nothing sent afterwards is missed).
+func startRun(t *testing.T, args ...string) *sensorProc {
+	t.Helper()
+	p := &sensorProc{cmd: exec.Command(os.Args[0], append([]string{"run"}, args...)...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), asCommand+"=1")
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errp, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	ready := make(chan bool, 1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stdout.Write(sc.Bytes())
+			p.stdout.WriteByte('\n')
+			p.mu.Unlock()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(errp)
+		said := false
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.Write(sc.Bytes())
+			p.stderr.WriteByte('\n')
+			p.mu.Unlock()
+			if !said && strings.HasPrefix(sc.Text(), "tcpsentry: capturing on ") {
+				said = true
+				ready <- true
+			}
+		}
+		if !said {
+			ready <- false
+		}
+	}()
+	go func() {
+		wg.Wait()
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			<-p.done
+			t.Fatalf("tcpsentry run %s: exited before capturing (%v):\n%s", strings.Join(args, " "), p.cmd.ProcessState, p.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tcpsentry run: not capturing after 10 s:\n%s", p.Stderr())
+	}
+	return p
+}
+
+func (p *sensorProc) Stdout() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Clone(p.stdout.Bytes())
+}
+
+func (p *sensorProc) Stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// waitOutput waits up to 10 s for stdout to contain s.
+func (p *sensorProc) waitOutput(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if bytes.Contains(p.Stdout(), []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// stop sends sig and waits for the exit; it returns the exit code.
+func (p *sensorProc) stop(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tcpsentry run still running 10 s after %v:\n%s", sig, p.Stderr())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		netlab.Unavailable(t, "live capture needs root (CAP_NET_RAW); running as uid %d", os.Geteuid())
+	}
+}
+
+// TestRunLoopbackRefused is the README's first step: `tcpsentry run -i lo`
+// reports a connection refused on loopback, made as a user would make it,
+// as soon as it happens, and stops cleanly on SIGINT with a summary.
+func TestRunLoopbackRefused(t *testing.T) {
+	needRoot(t)
+	p := startRun(t, "-i", "lo", "--workers", "2")
+	if out, err := exec.Command("bash", "-c", "echo > /dev/tcp/127.0.0.1/7211").CombinedOutput(); err == nil {
+		t.Fatalf("port 7211 accepted a connection (%s): something listens there", out)
+	}
+	// Before the stop: events are live, not written at exit.
+	if !p.waitOutput(`"action":"connection_refused"`) {
+		t.Fatalf("no connection_refused event within 10 s; stdout:\n%s\nstderr:\n%s", p.Stdout(), p.Stderr())
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d after SIGINT:\n%s", code, p.Stderr())
+	}
+	var hit []string
+	for _, e := range parseEvents(t, p.Stdout()) {
+		if strings.Contains(e, ":7211 ") {
+			hit = append(hit, e)
+		}
+	}
+	if len(hit) != 1 || !strings.HasPrefix(hit[0], "connection_refused/no_listener 127.0.0.1:") {
+		t.Fatalf("events about port 7211: %q", hit)
+	}
+	errs := p.Stderr()
+	for _, want := range []string{"tcpsentry run -i lo\n", "  kernel    lo: ", " 0 dropped", "connection_refused"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("summary lacks %q:\n%s", want, errs)
+		}
+	}
+}
+
+// TestRunErrors checks the one-line errors of the run command.
+func TestRunErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "tcpsentry: run needs an interface: -i IFACE (interfaces here: lo"},
+		{[]string{"-i", "nosuch0"}, 1, `tcpsentry: no interface "nosuch0" (interfaces here: lo`},
+		{[]string{"-i", "lo", "extra"}, 2, `tcpsentry: run takes no arguments (got "extra"); a filter goes in --filter`},
+		{[]string{"-i", "lo", "--cpus", "9999"}, 2, "tcpsentry: --cpus: CPU 9999 is not available to this process (available: "},
+		{[]string{"-i", "lo", "--cpus", "x"}, 2, `tcpsentry: --cpus: "x" is not a CPU list (say 0-3,6)`},
+		{[]string{"-i", "lo", "--ring-block-size", "3000"}, 1, "tcpsentry: ring block size 3000: must be a power of two"},
+		{[]string{"-i", "lo", "--ring-block-size", "1G", "--ring-blocks", "100000"}, 1, "is more than half of the available memory"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"run"}, tc.args...), &out, &errb)
+		first, _, _ := strings.Cut(errb.String(), "\n")
+		if code != tc.code || !strings.HasPrefix(first, tc.want) && !strings.Contains(first, tc.want) {
+			t.Errorf("run %q: exit %d, stderr %q; want exit %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+}
+
+// TestRunWithoutCapability checks the error a user without CAP_NET_RAW
+// gets: it names the capability and how to grant it.
+func TestRunWithoutCapability(t *testing.T) {
+	needRoot(t)
+	// A copy of this binary that user nobody may run: the build
+	// directory is private.
+	dir, err := os.MkdirTemp("", "tcpsentry-nocap-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe := filepath.Join(dir, "tcpsentry")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "run", "-i", "lo")
+	cmd.Env = append(os.Environ(), asCommand+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	want := "tcpsentry: capturing needs the CAP_NET_RAW capability (and CAP_NET_ADMIN for promiscuous mode): run as root, or grant them with 'setcap cap_net_raw,cap_net_admin+ep "
+	if !strings.HasPrefix(string(out), want) || strings.Count(string(out), "\n") != 1 {
+		t.Fatalf("as nobody:\n%s\nwant one line starting %q", out, want)
+	}
+}
