@@ -44,6 +44,10 @@ type Config struct {
 	// CPUs are the CPUs live workers are pinned to, worker i to
 	// CPUs[i%len(CPUs)] (default: every CPU the process may use).
 	CPUs []int
+
+	// flowEnded, when set, sees every connection as it leaves a
+	// worker's table (the tests compare live and replay flow by flow).
+	flowEnded func(worker int, c *flowtable.Conn)
 }
 
 // DefaultFlows is Config.Flows' default.
@@ -124,7 +128,7 @@ func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() 
 	tcfg.Seed = flowtable.RandomSeed()
 	tcfg.Capacity = (cfg.Flows + len(srcs) - 1) / len(srcs)
 	for i, src := range srcs {
-		w, err := newWorker(i, src, tcfg, cfg.Detectors, p.pub.sender(i))
+		w, err := newWorker(i, src, tcfg, cfg.Detectors, p.pub.sender(i), cfg.flowEnded)
 		if err != nil {
 			p.pub.abort()
 			return nil, err

@@ -37,11 +37,15 @@ type Worker struct {
 
 // newWorker builds worker id; send hands its event batches on (see
 // detectors.NewOut).
-func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, send func(*detectors.Batch) *detectors.Batch) (*Worker, error) {
+func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, send func(*detectors.Batch) *detectors.Batch, ended func(worker int, c *flowtable.Conn)) (*Worker, error) {
 	w := &Worker{src: src, batch: ring.NewBatch(0)}
 	w.out = detectors.NewOut(id, send)
 	w.det = detectors.NewSet(dcfg, w.out)
-	t, err := flowtable.New(tcfg, w.det)
+	var h flowtable.Handler = w.det
+	if ended != nil {
+		h = endHook{w.det, func(c *flowtable.Conn) { ended(id, c) }}
+	}
+	t, err := flowtable.New(tcfg, h)
 	if err != nil {
 		return nil, err
 	}
@@ -105,4 +109,16 @@ func (w *Worker) finish() {
 	w.out.Flushing()
 	w.flows.Flush()
 	w.out.Close()
+}
+
+// endHook passes every connection's end to a function after the
+// detectors saw it (Config.flowEnded).
+type endHook struct {
+	*detectors.Set
+	f func(c *flowtable.Conn)
+}
+
+func (h endHook) Evicted(c *flowtable.Conn, why flowtable.Evict, when int64) {
+	h.Set.Evicted(c, why, when)
+	h.f(c)
 }

@@ -75,7 +75,7 @@ func newTestWorker(t *testing.T, got *[]detectors.Event) *Worker {
 			*got = append(*got, b.Events...)
 			b.Events, b.Facts = b.Events[:0], b.Facts[:0]
 			return b
-		})
+		}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestCorrelatorAllocatesNothing(t *testing.T) {
 			cor.Add(b)
 			b.Events, b.Facts = b.Events[:0], b.Facts[:0]
 			return b
-		})
+		}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

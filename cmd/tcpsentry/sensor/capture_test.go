@@ -1,0 +1,281 @@
+//go:build linux
+
+package sensor
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpsentry/tcpsentry/bench/netlab"
+	"github.com/tcpsentry/tcpsentry/flowtable"
+	"github.com/tcpsentry/tcpsentry/ring"
+)
+
+// flowRec is what the tests compare of one flow key: how many connections
+// had it, their packets per side, and which workers held them.
+type flowRec struct {
+	Conns   int
+	Pkts    [2]uint64
+	Bytes   [2]uint64
+	Workers map[int]bool
+}
+
+// result is one run of the pipeline over the same traffic.
+type result struct {
+	sum    Summary
+	events []map[string]any
+	flows  map[flowtable.Key]*flowRec
+}
+
+func newRecorder() (*result, func(int, *flowtable.Conn)) {
+	r := &result{flows: map[flowtable.Key]*flowRec{}}
+	var mu sync.Mutex
+	return r, func(w int, c *flowtable.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		f := r.flows[c.Key]
+		if f == nil {
+			f = &flowRec{Workers: map[int]bool{}}
+			r.flows[c.Key] = f
+		}
+		f.Conns++
+		f.Workers[w] = true
+		for i := range f.Pkts {
+			f.Pkts[i] += uint64(c.Side[i].Pkts)
+			f.Bytes[i] += uint64(c.Side[i].Bytes)
+		}
+	}
+}
+
+func parseJSONLines(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("event is not JSON: %v: %s", err, line)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// liveRun captures on the wire with workers while tcpreplay sends file at
+// its recorded pace, and stops as soon as every frame arrived.
+func liveRun(t *testing.T, w *netlab.Wire, file string, workers int) (*result, int) {
+	t.Helper()
+	live, err := ring.OpenLive(ring.LiveConfig{Interfaces: []string{netlab.WireCapture}, Workers: workers, Netns: w.Path, Blocks: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, rec := newRecorder()
+	var out, logb bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		r.sum, err = Capture(ctx, live, Config{Workers: workers, Flows: 1 << 16, flowEnded: rec}, &out, &logb)
+		done <- err
+	}()
+	sent, err := w.Replay(file, false)
+	if err != nil {
+		cancel()
+		<-done
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if st := live.Stats(); st[0].Frames >= uint64(sent) {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Capture: %v\n%s", err, logb.String())
+	}
+	if logb.Len() > 0 {
+		t.Logf("capture log:\n%s", logb.String())
+	}
+	r.events = parseJSONLines(t, out.Bytes())
+	return r, sent
+}
+
+func replayRun(t *testing.T, file string, workers int) *result {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var in io.Reader = f
+	if strings.HasSuffix(file, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = zr
+	}
+	r, rec := newRecorder()
+	var out bytes.Buffer
+	r.sum, err = Replay(context.Background(), in, Config{Workers: workers, Flows: 1 << 16, flowEnded: rec}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.events = parseJSONLines(t, out.Bytes())
+	return r
+}
+
+// TestCaptureMatchesReplay sends recorded kernel captures onto a veth with
+// tcpreplay at their recorded pace, captures them live with 1 and 2
+// workers, and checks that the live pipeline saw exactly what a replay of
+// the same file sees: packets, bytes, every flow's packets per side, the
+// events — and, with 2 workers, that both directions of every flow reached
+// one worker (the kernel's fanout hash is symmetric).
+func TestCaptureMatchesReplay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends captures at their recorded pace (about 20 s)")
+	}
+	files := []string{"defer_accept.pcap", "seed001.pcap", "rst_storm.pcap.gz", "clean_many.pcap.gz"}
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			t.Parallel()
+			w := netlab.NewWire(t)
+			for _, name := range files {
+				path := filepath.Join("..", "..", "..", "testdata", name)
+				live, sent := liveRun(t, w, path, workers)
+				rep := replayRun(t, path, workers)
+				compareRuns(t, name, live, rep, sent, workers)
+			}
+		})
+	}
+}
+
+func compareRuns(t *testing.T, name string, live, rep *result, sent, workers int) {
+	t.Helper()
+	ls, rs := &live.sum, &rep.sum
+	if ls.Packets != uint64(sent) || ls.Packets != rs.Packets || ls.Bytes != rs.Bytes {
+		t.Errorf("%s: live %d packets %d bytes; replay %d packets %d bytes; tcpreplay sent %d", name, ls.Packets, ls.Bytes, rs.Packets, rs.Bytes, sent)
+	}
+	if k := ls.Kernel[0]; k.Drops != 0 || k.Packets != uint64(sent) {
+		t.Errorf("%s: kernel counters %+v; want %d packets, no drops", name, k, sent)
+	}
+	if ls.Flows.Created != rs.Flows.Created {
+		t.Errorf("%s: live created %d flows, replay %d", name, ls.Flows.Created, rs.Flows.Created)
+	}
+	if len(live.flows) != len(rep.flows) {
+		t.Errorf("%s: live %d flow keys, replay %d", name, len(live.flows), len(rep.flows))
+	}
+	busy := map[int]bool{}
+	for k, lf := range live.flows {
+		rf := rep.flows[k]
+		if rf == nil || lf.Conns != rf.Conns || lf.Pkts != rf.Pkts || lf.Bytes != rf.Bytes {
+			t.Errorf("%s: flow %v: live %+v, replay %+v", name, k, lf, rf)
+			continue
+		}
+		if len(lf.Workers) != 1 {
+			t.Errorf("%s: flow %v was split over workers %v", name, k, lf.Workers)
+		}
+		for w := range lf.Workers {
+			busy[w] = true
+		}
+	}
+	if workers == 2 && len(live.flows) >= 20 && len(busy) != 2 {
+		t.Errorf("%s: %d flows all on worker(s) %v: no fanout", name, len(live.flows), busy)
+	}
+	got, want := normalize(live.events), normalize(rep.events)
+	if len(got) != len(want) {
+		t.Fatalf("%s: live %d events, replay %d:\nlive:\n%s\nreplay:\n%s", name, len(got), len(want), strings.Join(keys(got), "\n"), strings.Join(keys(want), "\n"))
+	}
+	for i := range got {
+		if got[i].key != want[i].key {
+			t.Errorf("%s: event %d:\nlive   %s\nreplay %s", name, i, got[i].key, want[i].key)
+			continue
+		}
+		for k, v := range want[i].timing {
+			if d := math.Abs(got[i].timing[k] - v); d > tolerance(k, v) {
+				t.Errorf("%s: event %s: %s live %v, replay %v", name, got[i].key, k, got[i].timing[k], v)
+			}
+		}
+	}
+}
+
+// timedEvent is an event less everything that depends on when it was
+// seen (key), and its time-derived evidence (timing).
+type timedEvent struct {
+	key    string
+	timing map[string]float64
+}
+
+// msgTiming finds the delays and rates a message quotes.
+var msgTiming = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?( ms|/s)`)
+
+// isTiming says which evidence values that come from the time between packets,
+// which tcpreplay reproduces to about a millisecond, not exactly.
+func isTiming(k string) bool {
+	return strings.HasSuffix(k, "_ms") || k == "rate_per_s" || k == "predicted_tsval" || k == "regression_ticks"
+}
+
+func tolerance(k string, v float64) float64 {
+	if k == "rate_per_s" {
+		return math.Max(0.5, 0.05*math.Abs(v))
+	}
+	return 50 // ms, or TS ticks of at most 1 kHz over 50 ms
+}
+
+func normalize(evs []map[string]any) []timedEvent {
+	var out []timedEvent
+	for _, e := range evs {
+		te := timedEvent{timing: map[string]float64{}}
+		delete(e, "@timestamp")
+		delete(e, "observer") // live names the interface
+		if m, ok := e["message"].(string); ok {
+			e["message"] = msgTiming.ReplaceAllString(m, "N$1")
+		}
+		if ev, ok := e["event"].(map[string]any); ok {
+			delete(ev, "id")
+			delete(ev, "start")
+			delete(ev, "end")
+		}
+		if ts, ok := e["tcpsentry"].(map[string]any); ok {
+			delete(ts, "flow_id") // from the table's random seed
+			if evd, ok := ts["evidence"].(map[string]any); ok {
+				for k, v := range evd {
+					if f, ok := v.(float64); ok && isTiming(k) {
+						te.timing[k] = f
+						delete(evd, k)
+					}
+				}
+			}
+		}
+		b, _ := json.Marshal(e) // maps marshal with sorted keys
+		te.key = string(b)
+		out = append(out, te)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+func keys(evs []timedEvent) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.key)
+	}
+	return slices.Clip(out)
+}
