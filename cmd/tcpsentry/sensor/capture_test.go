@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
 	"github.com/tcpsentry/tcpsentry/bench/netlab"
 	"github.com/tcpsentry/tcpsentry/flowtable"
 	"github.com/tcpsentry/tcpsentry/ring"
@@ -153,6 +156,11 @@ func TestCaptureMatchesReplay(t *testing.T) {
 		t.Skip("sends captures at their recorded pace (about 20 s)")
 	}
 	files := []string{"defer_accept.pcap", "seed001.pcap", "rst_storm.pcap.gz", "clean_many.pcap.gz"}
+	// The TCP_DEFER_ACCEPT story again, as if on a trunk: every frame
+	// 802.1Q-tagged with VLAN 42, which the kernel takes out of the frame
+	// and the ring puts back.
+	tagged := filepath.Join(t.TempDir(), "defer_accept_vlan42.pcap")
+	tagFile(t, filepath.Join("..", "..", "..", "testdata", "defer_accept.pcap"), tagged, 42)
 	for _, workers := range []int{1, 2} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			t.Parallel()
@@ -162,6 +170,22 @@ func TestCaptureMatchesReplay(t *testing.T) {
 				live, sent := liveRun(t, w, path, workers)
 				rep := replayRun(t, path, workers)
 				compareRuns(t, name, live, rep, sent, workers)
+			}
+			live, sent := liveRun(t, w, tagged, workers)
+			rep := replayRun(t, tagged, workers)
+			compareRuns(t, filepath.Base(tagged), live, rep, sent, workers)
+			for k := range live.flows {
+				if k.VLAN != [2]uint16{42, 0} {
+					t.Errorf("tagged flow %v: VLAN %v in the key; want [42 0]", k, k.VLAN)
+				}
+			}
+			if len(live.events) == 0 {
+				t.Fatal("no events from the tagged capture")
+			}
+			for _, e := range live.events {
+				if v, _ := json.Marshal(e["network"].(map[string]any)["vlan"]); string(v) != `{"id":"42"}` {
+					t.Errorf("tagged event: network.vlan %s; want {\"id\":\"42\"}", v)
+				}
 			}
 		})
 	}
@@ -224,7 +248,7 @@ type timedEvent struct {
 }
 
 // msgTiming finds the delays and rates a message quotes.
-var msgTiming = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?( ms|/s)`)
+var msgTiming = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?( ms|/s| ticks)`)
 
 // isTiming says which evidence values that come from the time between packets,
 // which tcpreplay reproduces to about a millisecond, not exactly.
@@ -278,4 +302,42 @@ func keys(evs []timedEvent) []string {
 		out = append(out, e.key)
 	}
 	return slices.Clip(out)
+}
+
+// tagFile writes a copy of an Ethernet pcap with every frame 802.1Q-tagged
+// with vlan.
+func tagFile(t *testing.T, from, to string, vlan uint16) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	r, err := pcapgo.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	w := pcapgo.NewWriterNanos(out)
+	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tagged := append(append(append([]byte{}, data[:12]...), 0x81, 0, byte(vlan>>8), byte(vlan)), data[12:]...)
+		ci.CaptureLength, ci.Length = len(tagged), ci.Length+4
+		if err := w.WritePacket(ci, tagged); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
