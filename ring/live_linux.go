@@ -41,6 +41,7 @@ const (
 	arphrdTunnel6  = 769
 	arphrdRawIP    = 519
 	maxInterfaces  = 64 // an interface index travels in a byte of the flow key
+	maxDrain       = 2 * time.Second
 )
 
 // Live is a running live capture. Its sources feed the workers; Stats
@@ -54,6 +55,8 @@ type Live struct {
 	srcs    []*liveSource
 	efd     int
 	stopped atomic.Bool
+	// drainUntil is when stopped sources stop reading (ns since epoch).
+	drainUntil atomic.Int64
 
 	mu     sync.Mutex
 	kstats []IfaceStats // kernel counters accumulated (reading resets them)
@@ -304,7 +307,6 @@ func arphrd(name string) (uint16, error) {
 // segments: a capture then sees one giant frame where the wire had many.
 const (
 	ethtoolGTSO   = 0x1e
-	ethtoolGGSO   = 0x23
 	ethtoolGFlags = 0x25
 	ethtoolGGRO   = 0x2b
 	ethFlagLRO    = 1 << 15
@@ -318,8 +320,9 @@ type ifreqData struct {
 	_    [24 - unsafe.Sizeof(uintptr(0))]byte
 }
 
-// offloads lists which of gro, lro, tso, gso are on; nil if none or if
-// the driver does not say.
+// offloads lists which of gro, lro, tso are on; nil if none or if the
+// driver does not say. GSO is not among them: it segments before the
+// capture tap sees the frames.
 func offloads(name string) []string {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -344,9 +347,6 @@ func offloads(name string) []string {
 	}
 	if v, ok := get(ethtoolGTSO); ok && v != 0 {
 		on = append(on, "tso")
-	}
-	if v, ok := get(ethtoolGGSO); ok && v != 0 {
-		on = append(on, "gso")
 	}
 	return on
 }
@@ -555,8 +555,15 @@ func (l *Live) readKernelStats() {
 }
 
 // Stop makes every source's NextBatch return ErrClosed, including one
-// blocked in poll. The rings stay mapped until Close.
+// blocked in poll, once the frames captured before the call are read: the
+// kernel hands over a partly filled block only at its retire timeout, so
+// the sources go on reading for a little longer than that (at most
+// maxDrain). The rings stay mapped until Close.
 func (l *Live) Stop() {
+	if l.stopped.Load() {
+		return
+	}
+	l.drainUntil.CompareAndSwap(0, time.Now().Add(min(2*l.cfg.RetireTimeout+20*time.Millisecond, maxDrain)).UnixNano())
 	if l.stopped.Swap(true) {
 		return
 	}
@@ -617,15 +624,21 @@ func (k *sock) block(i int) []byte {
 func (s *liveSource) NextBatch(b *Batch) error {
 	b.N, b.Clock = 0, 0
 	for {
-		if s.l.stopped.Load() {
-			s.release()
-			return ErrClosed
-		}
 		if s.cur != nil && s.left == 0 {
 			s.release()
 		}
+		pfds, timeout := s.pfds, s.timeout
+		if s.l.stopped.Load() {
+			// Drain: read what the kernel still hands over until the
+			// deadline; the eventfd, readable now, stays out of the poll.
+			left := time.Until(time.Unix(0, s.l.drainUntil.Load()))
+			if s.cur == nil && left <= 0 {
+				return ErrClosed
+			}
+			pfds, timeout = pfds[:len(pfds)-1], int(left/time.Millisecond)+1
+		}
 		if s.cur == nil && !s.take() {
-			n, err := unix.Poll(s.pfds, s.timeout)
+			n, err := unix.Poll(pfds, timeout)
 			if err != nil {
 				if err == unix.EINTR {
 					continue
@@ -633,6 +646,9 @@ func (s *liveSource) NextBatch(b *Batch) error {
 				return fmt.Errorf("poll: %w", err)
 			}
 			if n == 0 {
+				if s.l.stopped.Load() {
+					continue
+				}
 				b.Clock = time.Now().UnixNano() - s.lag
 				return nil
 			}

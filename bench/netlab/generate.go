@@ -19,10 +19,34 @@ import (
 // from the test goroutine; the lab is removed at the end of t.
 func GenerateScenario(t testing.TB, sc ShippedCapture, path string) {
 	t.Helper()
-	lab := New(t)
-	if !lab.Checksums {
-		t.Fatal("netlab: install ethtool: generated captures must carry full checksums")
+	raw := path
+	if strings.HasSuffix(path, ".gz") {
+		raw = filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(path), ".gz"))
 	}
+	RunScenario(t, sc, func(lab *Lab) func() {
+		if !lab.Checksums {
+			t.Fatal("netlab: install ethtool: generated captures must carry full checksums")
+		}
+		cp := lab.Capture(sc.Side, sc.Iface, raw, sc.Filter)
+		return func() { t.Logf("%s: tcpdump %+v", sc.File, cp.Stop()) }
+	})
+	if raw != path {
+		if err := gzipFile(raw, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.CheckFile(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RunScenario plays sc's story in a fresh lab while a capture runs:
+// Listen, Drop and Setup, then start(lab) starts the capture (on sc.Side,
+// sc.Iface) and returns its stop, then sc.Run (or the dials), then stop.
+// The lab is removed at the end of t.
+func RunScenario(t testing.TB, sc ShippedCapture, start func(lab *Lab) (stop func())) {
+	t.Helper()
+	lab := New(t)
 	for _, p := range sc.Listen {
 		lab.Listen(p, ListenConfig{})
 	}
@@ -32,14 +56,10 @@ func GenerateScenario(t testing.TB, sc ShippedCapture, path string) {
 	if sc.Setup != nil {
 		sc.Setup(lab)
 	}
-	raw := path
-	if strings.HasSuffix(path, ".gz") {
-		raw = filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(path), ".gz"))
-	}
-	cp := lab.Capture(sc.Side, sc.Iface, raw, sc.Filter)
+	stop := start(lab)
 	if sc.Run != nil {
 		if err := sc.Run(lab); err != nil {
-			cp.Stop()
+			stop()
 			t.Fatalf("netlab: %s: %v", sc.File, err)
 		}
 	} else {
@@ -47,16 +67,7 @@ func GenerateScenario(t testing.TB, sc ShippedCapture, path string) {
 			t.Logf("%s: dial %d: %+v", sc.File, i, r)
 		}
 	}
-	st := cp.Stop()
-	t.Logf("%s: tcpdump %+v", sc.File, st)
-	if raw != path {
-		if err := gzipFile(raw, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := sc.CheckFile(path); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 // CaptureCommand is the tcpdump command line that makes sc's capture (the

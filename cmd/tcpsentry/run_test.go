@@ -232,3 +232,41 @@ func TestRunWithoutCapability(t *testing.T) {
 		t.Fatalf("as nobody:\n%s\nwant one line starting %q", out, want)
 	}
 }
+
+// TestRunScenariosLive plays two stories of the scenario library on real
+// kernels in namespaces while `tcpsentry run` captures, and checks that
+// the live events are exactly the expected ones: a TCP_DEFER_ACCEPT server
+// and late clients (synack_retransmit_after_ack), and connections refused
+// on a namespace's loopback.
+func TestRunScenariosLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays kernel scenarios in real time (about 15 s)")
+	}
+	if err := netlab.Check(); err != nil {
+		netlab.Unavailable(t, "%v", err)
+	}
+	for _, sc := range netlab.Scenarios {
+		if sc.File != "defer_accept.pcap" && sc.File != "refused_lo.pcap" {
+			continue
+		}
+		t.Run(sc.File, func(t *testing.T) {
+			var p *sensorProc
+			netlab.RunScenario(t, sc, func(lab *netlab.Lab) func() {
+				p = startRun(t, "--netns", lab.NS(sc.Side), "-i", sc.Iface, "--workers", "2", "--sensor", "live-test")
+				return func() {
+					if code := p.stop(t, syscall.SIGTERM); code != 0 {
+						t.Errorf("exit %d after SIGTERM:\n%s", code, p.Stderr())
+					}
+				}
+			})
+			got := parseEvents(t, p.Stdout())
+			want := expected(sc)
+			if !sameEvents(reportsAnyPort(got), reportsAnyPort(want)) {
+				t.Errorf("live events\n%s\nwant\n%s\nsummary:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), p.Stderr())
+			}
+			if !strings.Contains(p.Stderr(), " 0 dropped") {
+				t.Errorf("summary:\n%s", p.Stderr())
+			}
+		})
+	}
+}
