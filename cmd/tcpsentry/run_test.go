@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,5 +269,34 @@ func TestRunScenariosLive(t *testing.T) {
 				t.Errorf("summary:\n%s", p.Stderr())
 			}
 		})
+	}
+}
+
+// TestRunTimersFireOnQuietLink checks that a handshake timer fires live on
+// a link that has gone quiet: one SYN to a port behind DROP, never
+// retransmitted, and nothing after it. Only the workers' idle clock (the
+// ring's block timeout) can bring the 3 s timer due; the event must come
+// before the sensor is stopped.
+func TestRunTimersFireOnQuietLink(t *testing.T) {
+	if err := netlab.Check(); err != nil {
+		netlab.Unavailable(t, "%v", err)
+	}
+	lab := netlab.New(t)
+	lab.Drop(9090)
+	p := startRun(t, "--netns", lab.NS(netlab.Server), "-i", netlab.Iface, "--workers", "2")
+	to := netip.AddrPortFrom(netlab.ServerV4, 9090)
+	r := lab.MustConnect(netlab.Dial{To: to, From: 41010, UserTimeout: 300 * time.Millisecond})[0]
+	if r.Connected {
+		t.Fatalf("dial %v: %+v", to, r)
+	}
+	if !p.waitOutput(`"action":"syn_unanswered"`) {
+		t.Fatalf("no syn_unanswered event within 10 s of a lone SYN; stdout:\n%s\nstderr:\n%s", p.Stdout(), p.Stderr())
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.Stderr())
+	}
+	got := parseEvents(t, p.Stdout())
+	if want := "syn_unanswered/silent_drop 10.213.0.1:41010 -> 10.213.0.2:9090 x1"; len(got) != 1 || got[0] != want {
+		t.Fatalf("events %q; want [%s]", got, want)
 	}
 }
