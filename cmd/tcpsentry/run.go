@@ -272,6 +272,9 @@ func writeLiveSummary(w io.Writer, s *sensor.Summary) {
 		if k.Drops > 0 {
 			line += fmt.Sprintf(" -- DROPPED %.2f%%: the capture is incomplete; add workers or ring blocks", 100*float64(k.Drops)/float64(k.Packets))
 		}
+		if k.Losing > 0 {
+			line += fmt.Sprintf("; %d frames marked losing", k.Losing)
+		}
 		if k.CsumNotReady > 0 {
 			line += fmt.Sprintf("; %d locally sent with checksum offload (not bad)", k.CsumNotReady)
 		}
