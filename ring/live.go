@@ -25,8 +25,12 @@ type LiveConfig struct {
 	// of any length into a block, so it only sets tp_frame_nr.
 	FrameSize int
 	// RetireTimeout is how long the kernel keeps a partly filled block
-	// before handing it over (default 10 ms); it bounds the latency of a
-	// quiet link, and an idle worker advances its clock at this pace.
+	// before handing it over (default 50 ms); an idle worker advances its
+	// clock at this pace. On a slow link every block carries a few
+	// packets, so Blocks x RetireTimeout is how long a worker may stall
+	// before the kernel drops: 32 x 50 ms = 1.6 s by default. Events wait
+	// a second for the workers' clocks anyway, so a shorter timeout buys
+	// no latency worth having.
 	RetireTimeout time.Duration
 	// Filter is a classic BPF program attached to every socket before it
 	// is bound, so nothing it rejects is ever captured (nil: everything).
@@ -44,7 +48,7 @@ const (
 	DefaultBlockSize     = 1 << 20
 	DefaultBlocks        = 32
 	DefaultFrameSize     = 2048
-	DefaultRetireTimeout = 10 * time.Millisecond
+	DefaultRetireTimeout = 50 * time.Millisecond
 )
 
 func (c *LiveConfig) defaults() {

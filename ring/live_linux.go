@@ -567,6 +567,11 @@ func (l *Live) Stop() {
 	if l.stopped.Swap(true) {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	_, _ = unix.Write(l.efd, one[:])
