@@ -23,9 +23,11 @@ type config struct {
 	Geometry ringGeometry  // ring memory of every reader
 	Traffic  traffic.Options
 	// Capacity also measures how fast each in-process reader empties a
-	// ring the sender filled while it was not reading.
-	Capacity bool
-	Progress io.Writer // one line per run (nil: silent)
+	// ring the sender filled while it was not reading, CapacityRepeat
+	// times (a run is short and noisy: the median of many is reported).
+	Capacity       bool
+	CapacityRepeat int
+	Progress       io.Writer // one line per run (nil: silent)
 }
 
 // readerSpec makes fresh readers of one kind, one per run.
@@ -207,7 +209,8 @@ func runBench(ctx context.Context, cfg config, specs func(b *bench) []readerSpec
 		}
 	}
 	if cfg.Capacity {
-		for rep := range cfg.Repeat {
+		n := max(cfg.Repeat, cfg.CapacityRepeat)
+		for rep := range n {
 			for _, spec := range res.Readers {
 				if spec.Key == keyTcpdump {
 					continue // it reads as soon as it listens
@@ -217,7 +220,11 @@ func runBench(ctx context.Context, cfg config, specs func(b *bench) []readerSpec
 					return res, fmt.Errorf("%s, emptying a full ring: %w", spec.Name, err)
 				}
 				res.Capacity[spec.Key] = append(res.Capacity[spec.Key], c)
-				b.progress("[%d/%d] %-28s emptied a ring of %d frames in %v: %.0f pps", rep+1, cfg.Repeat, spec.Name, c.Frames, c.Elapsed, c.PPS())
+				if c.Elapsed > 0 {
+					b.progress("[%d/%d] %-28s emptied a ring of %d frames in %v: %.0f pps", rep+1, n, spec.Name, c.Frames, c.Elapsed, c.PPS())
+				} else {
+					b.progress("[%d/%d] %-28s emptied a ring of %d frames, but its start and end were not seen apart", rep+1, n, spec.Name, c.Frames)
+				}
 			}
 		}
 	}
@@ -403,10 +410,13 @@ func (b *bench) runCapacity(ctx context.Context, spec readerSpec) (c capacityRun
 		return c, err
 	}
 	// Timed from the first frames, not from Run: the pipeline allocates
-	// its flow tables when it starts.
+	// its flow tables when it starts. Elapsed stays 0 when the reader
+	// could not tell (a polled reader whose poller had no CPU).
 	for {
 		if first, last, ok := rd.Reached(); ok {
-			c.Elapsed = last.Sub(first)
+			if !first.IsZero() && last.After(first) {
+				c.Elapsed = last.Sub(first)
+			}
 			return c, nil
 		}
 		if time.Since(start) > 10*time.Second {

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +44,7 @@ func main() {
 
 func mainErr(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
-	rates := fs.String("rates", "50k,100k,200k,400k,top", "offered rates in packets/s (k = 1000), top = as fast as the sender can")
+	rates := fs.String("rates", "50k,100k,200k,400k,top", "offered rates in packets/s (k = 1000), top = as fast as the sender can; none = only the capacity runs")
 	duration := fs.Duration("duration", 3*time.Second, "how long each point sends")
 	repeat := fs.Int("repeat", 3, "runs per point (the median is reported)")
 	workers := fs.String("workers", "1,2", "worker counts of tcpsentry's readers")
@@ -51,6 +52,7 @@ func mainErr(ctx context.Context, args []string) error {
 	quick := fs.Bool("quick", false, "smoke run: one short low-rate point per reader")
 	ringMiB := fs.Int("ring-mib", 32, "ring memory of every reader in MiB")
 	capacity := fs.Bool("capacity", true, "also time how fast each in-process reader empties a full ring")
+	only := fs.String("readers", "", "run only these readers (keys, e.g. a1,a'1,b,c; default all)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +72,21 @@ func mainErr(ctx context.Context, args []string) error {
 	if cfg.Repeat < 1 || cfg.Duration <= 0 || cfg.Geometry.Blocks < 2 {
 		return errors.New("-repeat must be ≥ 1, -duration > 0 and -ring-mib ≥ 2")
 	}
-	res, err := runBench(ctx, cfg, defaultReaders(cfg))
+	readers := defaultReaders(cfg)
+	if *only != "" {
+		keep := strings.Split(*only, ",")
+		all := readers
+		readers = func(b *bench) []readerSpec {
+			var out []readerSpec
+			for _, s := range all(b) {
+				if slices.Contains(keep, s.Key) {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+	}
+	res, err := runBench(ctx, cfg, readers)
 	if err != nil {
 		return err
 	}
@@ -102,6 +118,9 @@ func defaultConfig() config {
 		Geometry: ringGeometry{BlockSize: ring.DefaultBlockSize, Blocks: 32},
 		Traffic:  traffic.Options{Connections: 20000, Concurrent: 5000, IPv6Share: 0.1, VLANShare: 0.1, Seed: 1},
 		Capacity: true,
+		// A run empties 16 MiB in a few milliseconds, and the machine's
+		// memory system makes single runs vary by 2× and more.
+		CapacityRepeat: 9,
 	}
 }
 
@@ -141,6 +160,9 @@ func defaultReaders(cfg config) func(b *bench) []readerSpec {
 
 func parseRates(s string) ([]int, error) {
 	var out []int
+	if s == "none" { // only the capacity runs
+		return out, nil
+	}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.ToLower(strings.TrimSpace(f))
 		if f == "top" || f == "topspeed" {

@@ -123,7 +123,8 @@ func (res *results) report(w io.Writer) {
 	}
 	if len(res.Capacity) > 0 {
 		p("\n## Emptying a full ring\n\n")
-		p("The reader's socket is open but not read while the sender puts about half its ring's worth of frames in it; then the reader starts and is timed until it has every frame. This is the packets/s a reader can take, free of the sender's limit; tcpdump cannot be held back, so it is not in it.\n\n")
+		p("The reader's socket is open but not read while the sender puts about half its ring's worth of frames in it; then the reader starts and is timed from its first frames until it has every frame (%d runs, median).", max(cfg.Repeat, cfg.CapacityRepeat))
+		p(" This is the packets/s a reader can take, free of the sender's limit; tcpdump cannot be held back, so it is not in it. The count-only readers note the times themselves; the pipeline is polled from outside (frames handed to its workers), which fails (–) when its workers hold every CPU.\n\n")
 		p("| reader | frames | median pps | runs (pps) | vs (b) |\n|---|---:|---:|---|---:|\n")
 		base := median(res.Capacity[keyAfpacket])
 		for _, s := range res.Readers {
@@ -133,14 +134,21 @@ func (res *results) report(w io.Writer) {
 			}
 			var all []string
 			for _, c := range cs {
-				all = append(all, kpps(c.PPS()))
+				if c.Elapsed > 0 {
+					all = append(all, kpps(c.PPS()))
+				} else {
+					all = append(all, "–")
+				}
 			}
 			md := median(cs)
-			ratio := "–"
-			if base > 0 {
+			mds, ratio := "–", "–"
+			if md > 0 {
+				mds = kpps(md)
+			}
+			if base > 0 && md > 0 {
 				ratio = fmt.Sprintf("%.2f×", md/base)
 			}
-			p("| (%s) %s | %d | %s | %s | %s |\n", s.Key, s.Name, cs[0].Frames, kpps(md), strings.Join(all, ", "), ratio)
+			p("| (%s) %s | %d | %s | %s | %s |\n", s.Key, s.Name, cs[0].Frames, mds, strings.Join(all, ", "), ratio)
 		}
 	}
 	p("\n## Goals\n\n")
@@ -166,13 +174,16 @@ func (res *results) sentPPS(rate int) float64 {
 	return v[len(v)/2]
 }
 
+// median is the median rate of the runs that were timed (0 if none).
 func median(cs []capacityRun) float64 {
-	if len(cs) == 0 {
-		return 0
+	var v []float64
+	for _, c := range cs {
+		if c.Elapsed > 0 {
+			v = append(v, c.PPS())
+		}
 	}
-	v := make([]float64, len(cs))
-	for i, c := range cs {
-		v[i] = c.PPS()
+	if len(v) == 0 {
+		return 0
 	}
 	slices.Sort(v)
 	return v[len(v)/2]
