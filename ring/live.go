@@ -2,8 +2,6 @@ package ring
 
 import (
 	"time"
-
-	"golang.org/x/net/bpf"
 )
 
 // LiveConfig configures a live capture: one TPACKET_V3 socket per
@@ -32,9 +30,11 @@ type LiveConfig struct {
 	// a second for the workers' clocks anyway, so a shorter timeout buys
 	// no latency worth having.
 	RetireTimeout time.Duration
-	// Filter is a classic BPF program attached to every socket before it
-	// is bound, so nothing it rejects is ever captured (nil: everything).
-	Filter []bpf.RawInstruction
+	// Filter is a capture filter in tcpdump syntax (pcap-filter(7)),
+	// compiled by ring/filter for each interface's link type and attached
+	// to every socket before it is bound, so nothing it rejects is ever
+	// captured ("": everything).
+	Filter string
 	// NoPromisc leaves promiscuous mode off (it is turned on for every
 	// interface that is not loopback).
 	NoPromisc bool
@@ -81,6 +81,9 @@ type Interface struct {
 	Index    int
 	Link     LinkType
 	Loopback bool
+	// FilterLen is the length of the interface's filter program in
+	// instructions (0 without a filter).
+	FilterLen int
 	// Offloads lists the receive/transmit offloads that coalesce
 	// segments into giant frames and are on (gro, lro, tso, gso), as read
 	// at start; empty when none or unknown.

@@ -18,7 +18,10 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpsentry/tcpsentry/ring/filter"
 )
 
 // Offsets in a TPACKET_V3 block and frame (linux/if_packet.h).
@@ -144,9 +147,6 @@ func checkConfig(c *LiveConfig) error {
 	}
 	if c.RetireTimeout < time.Millisecond || c.RetireTimeout > time.Minute {
 		return fmt.Errorf("ring block timeout %v: must be between 1ms and 1m", c.RetireTimeout)
-	}
-	if len(c.Filter) > 4096 {
-		return fmt.Errorf("filter of %d instructions: the kernel takes at most 4096", len(c.Filter))
 	}
 	total := c.MemoryBytes()
 	if avail, ok := memAvailable(); ok && total > avail/2 {
@@ -359,10 +359,18 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func (l *Live) openInterface(i int) error {
 	cfg := &l.cfg
 	ifc := &l.ifaces[i]
+	// The kernel has taken the outer VLAN tag out of the frame, so a
+	// "vlan" test reads it from the packet's metadata, as libpcap does on
+	// a live Linux handle.
+	prog, err := filter.Compile(cfg.Filter, uint16(ifc.Link), filter.Options{KernelVLAN: true})
+	if err != nil {
+		return fmt.Errorf("%s: %w", ifc.Name, err)
+	}
+	ifc.FilterLen = len(prog)
 	group := -1
 	noFanoutOutgoing := false
 	for w := range cfg.Workers {
-		k, err := l.openSocket(ifc, i)
+		k, err := l.openSocket(ifc, i, prog)
 		if err != nil {
 			return err
 		}
@@ -416,7 +424,7 @@ func (l *Live) openInterface(i int) error {
 	return nil
 }
 
-func (l *Live) openSocket(ifc *Interface, i int) (*sock, error) {
+func (l *Live) openSocket(ifc *Interface, i int, prog []bpf.RawInstruction) (*sock, error) {
 	cfg := &l.cfg
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -462,12 +470,12 @@ func (l *Live) openSocket(ifc *Interface, i int) (*sock, error) {
 		return fail(fmt.Sprintf("mapping the ring of %s", mib(int64(cfg.BlockSize)*int64(cfg.Blocks))), err)
 	}
 	k.mem = mem
-	if len(cfg.Filter) > 0 {
-		prog := make([]unix.SockFilter, len(cfg.Filter))
-		for j, ins := range cfg.Filter {
-			prog[j] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	if len(prog) > 0 {
+		code := make([]unix.SockFilter, len(prog))
+		for j, ins := range prog {
+			code[j] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
 		}
-		fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		fp := unix.SockFprog{Len: uint16(len(code)), Filter: &code[0]}
 		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
 			return fail("attaching the filter", err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 	"github.com/tcpsentry/tcpsentry/ring"
+	"github.com/tcpsentry/tcpsentry/ring/filter"
 )
 
 // listFlag is a repeatable string flag (-i eth0 -i lo).
@@ -128,14 +129,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		netns = "/var/run/netns/" + netns
 	}
 	lcfg.Interfaces, lcfg.Workers, lcfg.BlockSize, lcfg.Netns = ifaces, cfg.Workers, int(blockSize), netns
-	if filterStr != "" {
-		prog, err := compileFilter(filterStr)
-		if err != nil {
-			fmt.Fprintf(stderr, "tcpsentry: --filter: %v\n", err)
-			return 2
-		}
-		lcfg.Filter = prog
+	// Compiled here once to tell a bad expression from a capture error;
+	// the ring compiles it again for each interface's link type.
+	if _, err := filter.Compile(filterStr, uint16(ring.LinkTypeEthernet), filter.Options{KernelVLAN: true}); err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: --filter: %s\n", strings.TrimPrefix(err.Error(), "filter: "))
+		return 2
 	}
+	lcfg.Filter = filterStr
 
 	live, err := ring.OpenLive(lcfg)
 	if err != nil {
@@ -221,7 +221,7 @@ func formatCPUs(cpus []int) string {
 	return strings.Join(parts, ",")
 }
 
-func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, filter string) {
+func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string) {
 	var ifs []string
 	for _, ifc := range live.Interfaces() {
 		d := "Ethernet"
@@ -236,13 +236,18 @@ func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.C
 		}
 		ifs = append(ifs, fmt.Sprintf("%s (%s)", ifc.Name, d))
 	}
+	if expr != "" {
+		n := 0
+		for _, ifc := range live.Interfaces() {
+			n = max(n, ifc.FilterLen)
+		}
+		fmt.Fprintf(w, "tcpsentry: filter %q (%d BPF instructions, run in the kernel)\n", expr, n)
+	}
+	// The capturing line comes last: it says that the sockets are bound.
 	per := int64(lcfg.BlockSize) * int64(lcfg.Blocks)
 	fmt.Fprintf(w, "tcpsentry: capturing on %s with %d worker(s) on CPUs %s; ring %d x %s blocks = %s per socket, %s in all (%d socket(s))\n",
 		strings.Join(ifs, ", "), cfg.Workers, formatCPUs(firstN(cfg.CPUs, cfg.Workers)), lcfg.Blocks, bytesHuman(uint64(lcfg.BlockSize)),
 		bytesHuman(uint64(per)), bytesHuman(uint64(lcfg.MemoryBytes())), cfg.Workers*len(lcfg.Interfaces))
-	if filter != "" {
-		fmt.Fprintf(w, "tcpsentry: filter %q (%d BPF instructions, in the kernel)\n", filter, len(lcfg.Filter))
-	}
 }
 
 // firstN is the CPUs the workers use, sorted, without repeats.

@@ -187,6 +187,8 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"-i", "lo", "extra"}, 2, `tcpsentry: run takes no arguments (got "extra"); a filter goes in --filter`},
 		{[]string{"-i", "lo", "--cpus", "9999"}, 2, "tcpsentry: --cpus: CPU 9999 is not available to this process (available: "},
 		{[]string{"-i", "lo", "--cpus", "x"}, 2, `tcpsentry: --cpus: "x" is not a CPU list (say 0-3,6)`},
+		{[]string{"-i", "lo", "--filter", "tcp port"}, 2, `tcpsentry: --filter: unexpected end of expression after "port"`},
+		{[]string{"-i", "lo", "--filter", "gateway x"}, 2, `tcpsentry: --filter: "gateway" at column 1 is not supported by tcpsentry's filter compiler (supported: `},
 		{[]string{"-i", "lo", "--ring-block-size", "3000"}, 1, "tcpsentry: ring block size 3000: must be a power of two"},
 		{[]string{"-i", "lo", "--ring-block-size", "1G", "--ring-blocks", "100000"}, 1, "is more than half of the available memory"},
 	} {
@@ -253,7 +255,11 @@ func TestRunScenariosLive(t *testing.T) {
 		t.Run(sc.File, func(t *testing.T) {
 			var p *sensorProc
 			netlab.RunScenario(t, sc, func(lab *netlab.Lab) func() {
-				p = startRun(t, "--netns", lab.NS(sc.Side), "-i", sc.Iface, "--workers", "2", "--sensor", "live-test")
+				args := []string{"--netns", lab.NS(sc.Side), "-i", sc.Iface, "--workers", "2", "--sensor", "live-test"}
+				if sc.Filter != "" {
+					args = append(args, "--filter", sc.Filter)
+				}
+				p = startRun(t, args...)
 				return func() {
 					if code := p.stop(t, syscall.SIGTERM); code != 0 {
 						t.Errorf("exit %d after SIGTERM:\n%s", code, p.Stderr())
@@ -298,5 +304,35 @@ func TestRunTimersFireOnQuietLink(t *testing.T) {
 	got := parseEvents(t, p.Stdout())
 	if want := "syn_unanswered/silent_drop 10.213.0.1:41010 -> 10.213.0.2:9090 x1"; len(got) != 1 || got[0] != want {
 		t.Fatalf("events %q; want [%s]", got, want)
+	}
+}
+
+// TestRunFilter checks that --filter runs in the kernel: a refused
+// connection to a port the filter excludes is neither reported nor counted
+// by the kernel, one to the port it keeps is.
+func TestRunFilter(t *testing.T) {
+	needRoot(t)
+	p := startRun(t, "-i", "lo", "--workers", "2", "--filter", "tcp port 7212")
+	if !strings.Contains(p.Stderr(), `tcpsentry: filter "tcp port 7212" (`) {
+		t.Errorf("start lines:\n%s", p.Stderr())
+	}
+	for _, port := range []string{"7211", "7212"} {
+		if err := exec.Command("bash", "-c", "echo > /dev/tcp/127.0.0.1/"+port).Run(); err == nil {
+			t.Fatalf("port %s accepted a connection", port)
+		}
+	}
+	if !p.waitOutput(`"port":7212`) {
+		t.Fatalf("no event about port 7212; stdout:\n%s", p.Stdout())
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.Stderr())
+	}
+	evs := parseEvents(t, p.Stdout())
+	if len(evs) != 1 || !strings.HasPrefix(evs[0], "connection_refused/no_listener 127.0.0.1:") || !strings.Contains(evs[0], " -> 127.0.0.1:7212 ") {
+		t.Fatalf("events %q; want the refusal on 7212 only", evs)
+	}
+	// SYN and RST on 7212; 7211's never reached the socket.
+	if !strings.Contains(p.Stderr(), "  kernel    lo: 2 packets, 0 dropped") {
+		t.Fatalf("summary:\n%s", p.Stderr())
 	}
 }
