@@ -3,6 +3,7 @@ package filter
 import (
 	"container/heap"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/net/bpf"
 )
@@ -38,6 +39,15 @@ type block struct {
 
 	key akey // the value the test compares, if knowable
 	seq int  // place in the source, for layout
+
+	// Scratch for pullups: place in topological order, immediate
+	// dominator, in-edges.
+	idx   int
+	idom  *block
+	ins   []inEdge
+	mark  int64 // graph walks: visited in the walk with this mark
+	indeg int
+	level int
 }
 
 // akey names a value a load leaves in a register, so equal loads can be
@@ -110,10 +120,11 @@ func emit(root node, snaplen uint32) ([]bpf.RawInstruction, error) {
 	}
 	acc.seq, rej.seq = len(e.blocks)+1, len(e.blocks)+2
 
+	budget := maxPullups
 	for range 100 {
 		changed := thread(topo(entry), entry)
 		entry = skipDead(topo(entry), entry)
-		if pullups(entry) {
+		if pullups(entry, &budget) {
 			changed = true
 		}
 		if !changed {
@@ -348,14 +359,14 @@ func skipDead(order []*block, entry *block) *block {
 // topo lists the blocks reachable from entry so that every edge goes
 // forward, keeping source order (seq) where the edges allow.
 func topo(entry *block) []*block {
-	indeg := map[*block]int{}
+	gen := nextMark()
 	var all []*block
 	var visit func(b *block)
 	visit = func(b *block) {
-		if _, ok := indeg[b]; ok {
+		if b.mark == gen {
 			return
 		}
-		indeg[b] = 0
+		b.mark, b.indeg = gen, 0
 		all = append(all, b)
 		if !b.ret {
 			visit(b.jt)
@@ -365,12 +376,12 @@ func topo(entry *block) []*block {
 	visit(entry)
 	for _, b := range all {
 		if !b.ret {
-			indeg[b.jt]++
-			indeg[b.jf]++
+			b.jt.indeg++
+			b.jf.indeg++
 		}
 	}
 	ready := &blockHeap{entry}
-	var order []*block
+	order := make([]*block, 0, len(all))
 	for ready.Len() > 0 {
 		b := heap.Pop(ready).(*block)
 		order = append(order, b)
@@ -378,14 +389,19 @@ func topo(entry *block) []*block {
 			continue
 		}
 		for _, s := range []*block{b.jt, b.jf} {
-			indeg[s]--
-			if indeg[s] == 0 {
+			s.indeg--
+			if s.indeg == 0 {
 				heap.Push(ready, s)
 			}
 		}
 	}
 	return order
 }
+
+// marks tell one graph walk's visited blocks from an earlier walk's.
+var markCounter atomic.Int64
+
+func nextMark() int64 { return markCounter.Add(1) }
 
 type blockHeap []*block
 
@@ -407,116 +423,39 @@ func (h *blockHeap) Pop() any {
 // The move changes which tests run before a match: on a frame cut short,
 // a test that libpcap skips cannot reject the frame, so it is copied here
 // to get libpcap's verdict, not only its speed.
-func pullups(entry *block) bool {
+func pullups(entry *block, budget *int) bool {
 	changed := false
-	for {
+	for *budget > 0 {
 		order := topo(entry)
-		idx := map[*block]int{}
 		for i, b := range order {
-			idx[b] = i
+			b.idx, b.ins = i, b.ins[:0]
 		}
-		type edge struct {
-			pred  *block
-			field **block
-		}
-		in := map[*block][]edge{}
 		for _, b := range order {
 			if !b.ret {
-				in[b.jt] = append(in[b.jt], edge{b, &b.jt})
-				in[b.jf] = append(in[b.jf], edge{b, &b.jf})
+				b.jt.ins = append(b.jt.ins, inEdge{b, &b.jt})
+				b.jf.ins = append(b.jf.ins, inEdge{b, &b.jf})
 			}
 		}
 		// Immediate dominators, in one pass as the graph is acyclic.
-		idom := map[*block]*block{entry: entry}
+		entry.idom = entry
 		for _, b := range order[1:] {
 			var d *block
-			for _, e := range in[b] {
+			for _, e := range b.ins {
 				p := e.pred
 				if d == nil {
 					d = p
 					continue
 				}
 				for d != p {
-					for idx[d] > idx[p] {
-						d = idom[d]
+					for d.idx > p.idx {
+						d = d.idom
 					}
-					for idx[p] > idx[d] {
-						p = idom[p]
+					for p.idx > d.idx {
+						p = p.idom
 					}
 				}
 			}
-			idom[b] = d
-		}
-		dominates := func(a, b *block) bool {
-			for idx[b] > idx[a] {
-				b = idom[b]
-			}
-			return a == b
-		}
-		pullup := func(b *block, isOr bool) bool {
-			edges := in[b]
-			if len(edges) == 0 {
-				return false
-			}
-			val := edges[0].pred.key
-			if val.kind == keyNone {
-				return false
-			}
-			for _, e := range edges[1:] {
-				if e.pred.key != val {
-					return false
-				}
-			}
-			next := func(c *block) **block {
-				if isOr {
-					return &c.jf
-				}
-				return &c.jt
-			}
-			exit := func(c *block) *block {
-				if isOr {
-					return c.jt
-				}
-				return c.jf
-			}
-			inChain := func(c *block) bool {
-				return !c.ret && exit(c) == exit(b) && dominates(b, c)
-			}
-			diffp := edges[0].field
-			atTop := true
-			for {
-				c := *diffp
-				if !inChain(c) {
-					return false
-				}
-				if c.key != val {
-					break
-				}
-				diffp = next(c)
-				atTop = false
-			}
-			samep := next(*diffp)
-			for {
-				c := *samep
-				if !inChain(c) {
-					return false
-				}
-				if c.key == val {
-					break
-				}
-				samep = next(c)
-			}
-			pull := *samep
-			*samep = *next(pull)
-			*next(pull) = *diffp
-			if atTop {
-				for _, e := range edges {
-					*e.field = pull
-				}
-			} else {
-				*diffp = pull
-			}
-			return true
+			b.idom = d
 		}
 		did := false
 		for _, b := range byLevel(entry) {
@@ -529,36 +468,125 @@ func pullups(entry *block) bool {
 			return changed
 		}
 		changed = true
+		*budget--
 	}
+	return changed
+}
+
+// maxPullups bounds the pullups of one compilation. Each moves a test one
+// place up a chain, and a long "port 1 or 2 or ..." takes quadratically
+// many; past the bound the program is still right, only a frame cut
+// short may get another verdict than from libpcap.
+const maxPullups = 2000
+
+type inEdge struct {
+	pred  *block
+	field **block
+}
+
+func dominates(a, b *block) bool {
+	for b.idx > a.idx {
+		b = b.idom
+	}
+	return a == b
+}
+
+// pullup is or_pullup (isOr) or and_pullup for block b, on the in-edges
+// and dominators pullups computed.
+func pullup(b *block, isOr bool) bool {
+	edges := b.ins
+	if len(edges) == 0 {
+		return false
+	}
+	val := edges[0].pred.key
+	if val.kind == keyNone {
+		return false
+	}
+	for _, e := range edges[1:] {
+		if e.pred.key != val {
+			return false
+		}
+	}
+	next := func(c *block) **block {
+		if isOr {
+			return &c.jf
+		}
+		return &c.jt
+	}
+	exit := func(c *block) *block {
+		if isOr {
+			return c.jt
+		}
+		return c.jf
+	}
+	inChain := func(c *block) bool {
+		return !c.ret && exit(c) == exit(b) && dominates(b, c)
+	}
+	diffp := edges[0].field
+	atTop := true
+	for {
+		c := *diffp
+		if !inChain(c) {
+			return false
+		}
+		if c.key != val {
+			break
+		}
+		diffp = next(c)
+		atTop = false
+	}
+	samep := next(*diffp)
+	for {
+		c := *samep
+		if !inChain(c) {
+			return false
+		}
+		if c.key == val {
+			break
+		}
+		samep = next(c)
+	}
+	pull := *samep
+	*samep = *next(pull)
+	*next(pull) = *diffp
+	if atTop {
+		for _, e := range edges {
+			*e.field = pull
+		}
+	} else {
+		*diffp = pull
+	}
+	return true
 }
 
 // byLevel lists the tests as libpcap's find_levels orders them: by
 // height above the returns, lowest first, and within a height in the
 // reverse of a depth-first finishing order.
 func byLevel(entry *block) []*block {
-	level := map[*block]int{}
+	gen := nextMark()
 	var levels [][]*block
 	var visit func(b *block)
 	visit = func(b *block) {
-		if _, ok := level[b]; ok {
+		if b.mark == gen {
 			return
 		}
-		l := 0
+		b.mark, b.level = gen, 0
 		if !b.ret {
 			visit(b.jt)
 			visit(b.jf)
-			l = max(level[b.jt], level[b.jf]) + 1
+			b.level = max(b.jt.level, b.jf.level) + 1
 		}
-		level[b] = l
-		for len(levels) <= l {
+		for len(levels) <= b.level {
 			levels = append(levels, nil)
 		}
-		levels[l] = append([]*block{b}, levels[l]...)
+		levels[b.level] = append(levels[b.level], b)
 	}
 	visit(entry)
 	var out []*block
 	for _, l := range levels[min(1, len(levels)):] {
-		out = append(out, l...)
+		for i := len(l) - 1; i >= 0; i-- {
+			out = append(out, l[i])
+		}
 	}
 	return out
 }

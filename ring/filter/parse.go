@@ -188,7 +188,11 @@ func parse(toks []token) (sx, error) {
 			depth--
 		}
 	}
-	p := &parser{toks: toks, memo: map[memoKey]memoVal{}}
+	// Rules look up to two tokens ahead; padding with end tokens keeps
+	// every look inside the slice.
+	eof := toks[len(toks)-1]
+	last := len(toks) - 1
+	p := &parser{toks: append(toks[:len(toks):len(toks)], eof, eof, eof), memo: map[memoKey]memoVal{}}
 	n, end, ok := p.expr(0)
 	if ok && toks[end].kind == kEOF {
 		return n, nil
@@ -196,6 +200,7 @@ func parse(toks []token) (sx, error) {
 	if ok {
 		p.fail(end)
 	}
+	p.far = min(p.far, last)
 	return nil, p.syntaxError()
 }
 

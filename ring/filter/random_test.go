@@ -17,9 +17,13 @@ func randomExpr(r *rand.Rand, depth int) string {
 	v4 := func() string { return pick("10.0.0.1", "10.0.0.2", "192.168.1.1", "127.0.0.1", "1.2.3.4", "224.0.0.1") }
 	v6 := func() string { return pick("::1", "2001:db8::1", "2001:db8::2", "fe80::1", "ff02::1") }
 	port := func() string { return pick("22", "53", "80", "443", "1024", "8080", "65535", "0") }
-	mac := func() string { return pick("00:11:22:33:44:55", "02:00:00:00:00:02", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01") }
+	mac := func() string {
+		return pick("00:11:22:33:44:55", "02:00:00:00:00:02", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01")
+	}
 	dir := func() string { return pick("", "", "src ", "dst ", "src or dst ", "src and dst ") }
-	num := func() string { return pick("0", "1", "2", "4", "6", "13", "17", "20", "40", "64", "0x45", "0x12", "255", "1500") }
+	num := func() string {
+		return pick("0", "1", "2", "4", "6", "13", "17", "20", "40", "64", "0x45", "0x12", "255", "1500")
+	}
 	arith := func() string {
 		proto := pick("ether", "ip", "ip6", "tcp", "udp", "icmp", "icmp6", "arp", "sctp")
 		idx := pick("0", "1", "2", "6", "8", "9", "12", "13", "tcpflags", "icmptype", "20", "40", "53", "100")
