@@ -35,6 +35,9 @@ type readerSpec struct {
 	Key  string // column label
 	Name string
 	New  func() reader
+	// NoCapacity, when set, says why the reader is not in the capacity
+	// runs.
+	NoCapacity string
 }
 
 // run is one reader against one sender run.
@@ -212,8 +215,8 @@ func runBench(ctx context.Context, cfg config, specs func(b *bench) []readerSpec
 		n := max(cfg.Repeat, cfg.CapacityRepeat)
 		for rep := range n {
 			for _, spec := range res.Readers {
-				if spec.Key == keyTcpdump {
-					continue // it reads as soon as it listens
+				if spec.NoCapacity != "" {
+					continue
 				}
 				c, err := b.runCapacity(ctx, spec)
 				if err != nil {

@@ -152,7 +152,8 @@ func defaultReaders(cfg config) func(b *bench) []readerSpec {
 			readerSpec{Key: keyAfpacket, Name: "gopacket/afpacket ZeroCopyReadPacketData, count-only",
 				New: func() reader { return &afpacketCount{geom: cfg.Geometry, cpu: b.cpus[0]} }},
 			readerSpec{Key: keyTcpdump, Name: "tcpdump -w /dev/null",
-				New: func() reader { return &tcpdumpReader{geom: cfg.Geometry, cpu: b.cpus[0]} }},
+				New:        func() reader { return &tcpdumpReader{geom: cfg.Geometry, cpu: b.cpus[0]} },
+				NoCapacity: "it reads from the moment it listens"},
 		)
 		return specs
 	}

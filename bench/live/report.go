@@ -124,7 +124,12 @@ func (res *results) report(w io.Writer) {
 	if len(res.Capacity) > 0 {
 		p("\n## Emptying a full ring\n\n")
 		p("The reader's socket is open but not read while the sender puts about half its ring's worth of frames in it; then the reader starts and is timed from its first frames until it has every frame (%d runs, median).", max(cfg.Repeat, cfg.CapacityRepeat))
-		p(" This is the packets/s a reader can take, free of the sender's limit; tcpdump cannot be held back, so it is not in it. The count-only readers note the times themselves; the pipeline is polled from outside (frames handed to its workers), which fails (–) when its workers hold every CPU.\n\n")
+		p(" This is the packets/s a reader can take, free of the sender's limit. The count-only readers note the times themselves; the pipeline is polled from outside (frames handed to its workers; – when a run could not be timed).\n\n")
+		for _, s := range res.Readers {
+			if s.NoCapacity != "" {
+				p("Not in it: (%s), %s.\n\n", s.Key, s.NoCapacity)
+			}
+		}
 		p("| reader | frames | median pps | runs (pps) | vs (b) |\n|---|---:|---:|---|---:|\n")
 		base := median(res.Capacity[keyAfpacket])
 		for _, s := range res.Readers {
