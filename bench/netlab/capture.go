@@ -7,15 +7,17 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
-// Capture is a tcpdump running in one of the lab's namespaces.
+// Capture is a tcpdump running in one of the lab's namespaces (or a
+// Wire's).
 type Capture struct {
 	// Path is the pcap file being written.
 	Path string
 
-	lab     *Lab
+	t       testing.TB
 	proc    *Proc
 	stderr  *syncBuffer
 	stopped bool
@@ -42,17 +44,24 @@ const captureSettle = 200 * time.Millisecond
 // cleanup otherwise.
 func (l *Lab) Capture(s Side, iface, file, filter string) *Capture {
 	l.t.Helper()
+	return startCapture(l.t, l.NS(s), iface, file, filter, l.start)
+}
+
+// startCapture starts tcpdump in namespace ns with start (which tracks
+// the process for cleanup).
+func startCapture(t testing.TB, ns, iface, file, filter string, start func(*exec.Cmd) (*Proc, error)) *Capture {
+	t.Helper()
 	if _, err := exec.LookPath("tcpdump"); err != nil {
-		Unavailable(l.t, "netlab: tcpdump (Debian package tcpdump) is not installed")
+		Unavailable(t, "netlab: tcpdump (Debian package tcpdump) is not installed")
 	}
 	if file == "" {
-		file = filepath.Join(l.t.TempDir(), "capture.pcap")
+		file = filepath.Join(t.TempDir(), "capture.pcap")
 	}
 	// -B: in immediate mode libpcap uses TPACKET_V2, whose frames are
 	// sized for the snap length (256 KiB; the veth keeps offloads), so
 	// the default 2 MiB ring holds a handful of frames and a burst of 20
 	// SYNs overflowed it (tcpdump counted kernel drops); 32 MiB hold ~120.
-	args := []string{"netns", "exec", l.NS(s), "tcpdump", "-i", iface, "-w", file,
+	args := []string{"netns", "exec", ns, "tcpdump", "-i", iface, "-w", file,
 		"--immediate-mode", "-U", "-n", "-Z", "root", "-B", strconv.Itoa(captureBufferKiB)}
 	if iface == "any" {
 		// libpcap 1.10 picks SLL2 for "any"; say so for older ones.
@@ -61,7 +70,7 @@ func (l *Lab) Capture(s Side, iface, file, filter string) *Capture {
 	if filter != "" {
 		args = append(args, filter)
 	}
-	c := &Capture{Path: file, lab: l, stderr: &syncBuffer{}}
+	c := &Capture{Path: file, t: t, stderr: &syncBuffer{}}
 	listening := make(chan struct{})
 	seen := false
 	cmd := exec.Command("ip", args...)
@@ -72,14 +81,14 @@ func (l *Lab) Capture(s Side, iface, file, filter string) *Capture {
 			close(listening)
 		}
 	}}
-	p, err := l.start(cmd)
+	p, err := start(cmd)
 	if err != nil {
-		l.t.Fatalf("netlab: tcpdump: %v", err)
+		t.Fatalf("netlab: tcpdump: %v", err)
 	}
 	c.proc = p
 	// Registered after t.TempDir's cleanup, so it runs first: tcpdump
 	// has stopped writing before its folder is removed.
-	l.t.Cleanup(func() {
+	t.Cleanup(func() {
 		if !c.stopped {
 			c.proc.Signal(syscall.SIGINT)
 			_ = c.proc.Wait(5 * time.Second)
@@ -88,9 +97,9 @@ func (l *Lab) Capture(s Side, iface, file, filter string) *Capture {
 	select {
 	case <-listening:
 	case <-p.done:
-		l.t.Fatalf("netlab: tcpdump %s in %s exited: %v: %s", iface, s, p.err, c.stderr.String())
+		t.Fatalf("netlab: tcpdump %s in %s exited: %v: %s", iface, ns, p.err, c.stderr.String())
 	case <-time.After(10 * time.Second):
-		l.t.Fatalf("netlab: tcpdump %s in %s: not listening after 10 s: %s", iface, s, c.stderr.String())
+		t.Fatalf("netlab: tcpdump %s in %s: not listening after 10 s: %s", iface, ns, c.stderr.String())
 	}
 	return c
 }
@@ -100,7 +109,7 @@ func (l *Lab) Capture(s Side, iface, file, filter string) *Capture {
 // counts. It may be called more than once, from the test goroutine only.
 // A kernel drop is a test error.
 func (c *Capture) Stop() CaptureStats {
-	c.lab.t.Helper()
+	c.t.Helper()
 	if c.stopped {
 		return c.stats
 	}
@@ -108,11 +117,11 @@ func (c *Capture) Stop() CaptureStats {
 	time.Sleep(captureSettle)
 	c.proc.Signal(syscall.SIGINT)
 	if err := c.proc.Wait(10 * time.Second); err != nil {
-		c.lab.t.Errorf("netlab: tcpdump: %v: %s", err, c.stderr.String())
+		c.t.Errorf("netlab: tcpdump: %v: %s", err, c.stderr.String())
 	}
 	c.stats = parseStats(c.stderr.String())
 	if c.stats.DroppedByKernel > 0 {
-		c.lab.t.Errorf("netlab: tcpdump dropped %d packets: %s", c.stats.DroppedByKernel, c.stderr.String())
+		c.t.Errorf("netlab: tcpdump dropped %d packets: %s", c.stats.DroppedByKernel, c.stderr.String())
 	}
 	return c.stats
 }

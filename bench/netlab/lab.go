@@ -317,20 +317,29 @@ func (l *Lab) Start(s Side, args ...string) *Proc {
 }
 
 func (l *Lab) start(cmd *exec.Cmd) (*Proc, error) {
-	p := &Proc{cmd: cmd, done: make(chan struct{}), stderr: &syncBuffer{}}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if cmd.Stderr == nil {
-		cmd.Stderr = p.stderr
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil, errors.New("netlab: lab already cleaned up")
 	}
-	if err := cmd.Start(); err != nil {
+	p, err := startProc(cmd)
+	if err != nil {
 		return nil, err
 	}
 	l.procs = append(l.procs, p)
+	return p, nil
+}
+
+// startProc starts cmd in its own process group.
+func startProc(cmd *exec.Cmd) (*Proc, error) {
+	p := &Proc{cmd: cmd, done: make(chan struct{}), stderr: &syncBuffer{}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.Stderr == nil {
+		cmd.Stderr = p.stderr
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)

@@ -66,6 +66,21 @@ func NewWire(t testing.TB) *Wire {
 	return w
 }
 
+// Capture starts tcpdump on iface of the wire's namespace, as Lab.Capture
+// does; it is stopped at the end of the test if not before.
+func (w *Wire) Capture(iface, file, filter string) *Capture {
+	w.t.Helper()
+	return startCapture(w.t, w.NS, iface, file, filter, func(cmd *exec.Cmd) (*Proc, error) {
+		p, err := startProc(cmd)
+		if err == nil {
+			// Registered before the Capture's own cleanup, so it runs
+			// after it: a last resort for a tcpdump that did not stop.
+			w.t.Cleanup(func() { _ = p.Wait(5 * time.Second) })
+		}
+		return p, err
+	})
+}
+
 // Exec runs a command in the wire's namespace and fails the test if it
 // fails.
 func (w *Wire) Exec(args ...string) string {
