@@ -145,3 +145,45 @@ Statistics for network device: inj0
 		t.Fatal("no error for output without statistics")
 	}
 }
+
+// TestGoals checks the verdicts on made-up results: the median run
+// decides, a single bad run is still named, and a ratio the sender
+// capped is not passed off as the ring's.
+func TestGoals(t *testing.T) {
+	mk := func(sent uint64, secs float64, got ...uint64) *point {
+		p := &point{}
+		for _, g := range got {
+			p.Runs = append(p.Runs, run{Sent: sentIn(sent, secs), Got: counts{Received: g, Kernel: sent, Drops: sent - g}})
+		}
+		return p
+	}
+	res := &results{
+		Config:  config{Rates: []int{100000, 0}},
+		Readers: []readerSpec{{Key: "a2"}, {Key: "a'1"}, {Key: keyAfpacket}, {Key: keyTcpdump}},
+		Points: map[string]map[int]*point{
+			"a2":        {100000: mk(300000, 3, 300000, 300000, 300000), 0: mk(2000000, 3, 2000000, 1990000, 2000000)},
+			"a'1":       {100000: mk(300000, 3, 300000, 300000, 300000), 0: mk(2000000, 3, 2000000, 2000000, 2000000)},
+			keyAfpacket: {100000: mk(300000, 3, 300000, 300000, 300000), 0: mk(2000000, 3, 2000000, 2000000, 2000000)},
+			keyTcpdump:  {100000: mk(300000, 3, 300000, 300000, 300000), 0: mk(2000000, 3, 2000000, 2000000, 2000000)},
+		},
+		Capacity: map[string][]capacityRun{
+			"a'1":       {{Frames: 1000, Elapsed: 50 * time.Microsecond}, {Frames: 1000, Elapsed: 40 * time.Microsecond}, {Frames: 1000}},
+			keyAfpacket: {{Frames: 1000, Elapsed: 100 * time.Microsecond}},
+		},
+	}
+	got := strings.Join(res.goals(), "\n")
+	for _, want := range []string{
+		"(a2) loses no more than (b) and (c) at every rate: **holds** (4 comparisons)",
+		"(a2), single runs: run 2 at top speed lost 10000 (0.50%)",
+		"(a'1)/(b) received packets/s at top speed: 666.7k / 666.7k = 1.00× (goal ≥ 1.5×): **not shown by this sender**",
+		"Emptying a full ring: 25.00M / 10.00M = 2.50×: **holds**",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("goals lack %q:\n%s", want, got)
+		}
+	}
+}
+
+func sentIn(n uint64, secs float64) sent {
+	return sent{Packets: n, Elapsed: time.Duration(secs * float64(time.Second))}
+}

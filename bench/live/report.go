@@ -257,6 +257,28 @@ func (res *results) goals() []string {
 				}
 			}
 		}
+		// The median hides a bad run: name every run that lost packets
+		// while no run of a peer did.
+		var worst []string
+		for _, rate := range res.Config.Rates {
+			pa := res.Points[a.Key][rate]
+			if pa == nil {
+				continue
+			}
+			peersLost := false
+			for _, peer := range []string{keyAfpacket, keyTcpdump} {
+				if pp := res.Points[peer][rate]; pp != nil {
+					for _, r := range pp.Runs {
+						peersLost = peersLost || r.Lost() > 0
+					}
+				}
+			}
+			for i, r := range pa.Runs {
+				if r.Lost() > 0 && !peersLost {
+					worst = append(worst, fmt.Sprintf("run %d at %s lost %d (%.2f%%)", i+1, rateLabel(rate), r.Lost(), 100*lossFrac(r)))
+				}
+			}
+		}
 		switch {
 		case checked == 0:
 			out = append(out, fmt.Sprintf("(%s) loses no more than (b) and (c): not measured (no peer reader in this run).", a.Key))
@@ -264,6 +286,9 @@ func (res *results) goals() []string {
 			out = append(out, fmt.Sprintf("(%s) loses no more than (b) and (c) at every rate: **holds** (%d comparisons).", a.Key, checked))
 		default:
 			out = append(out, fmt.Sprintf("(%s) loses no more than (b) and (c) at every rate: **does not hold**: %s.", a.Key, strings.Join(bad, "; ")))
+		}
+		if len(worst) > 0 {
+			out = append(out, fmt.Sprintf("(%s), single runs: %s, where no run of (b) or (c) lost any.", a.Key, strings.Join(worst, "; ")))
 		}
 	}
 	rb, okb := get(keyAfpacket, 0)
