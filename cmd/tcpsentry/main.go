@@ -107,13 +107,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if cfg.Workers < 0 || cfg.Workers > maxWorkers {
-		fmt.Fprintf(stderr, "tcpsentry: --workers must be between 0 (one per CPU) and %d\n", maxWorkers)
-		return 2
-	}
-	if cfg.Flows < 1 || cfg.Flows > maxFlows {
-		// A flow costs about 340 bytes of address space (resident as used).
-		fmt.Fprintf(stderr, "tcpsentry: --flows must be between 1 and %d\n", maxFlows)
+	if !checkSizes(&cfg, stderr) {
 		return 2
 	}
 	cfg.Version = version
@@ -150,6 +144,21 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		writeSummary(stderr, name, &sum)
 	}
 	return 0
+}
+
+// checkSizes checks --workers and --flows, the flags that size memory, and
+// says what is wrong on stderr.
+func checkSizes(cfg *sensor.Config, stderr io.Writer) bool {
+	if cfg.Workers < 0 || cfg.Workers > maxWorkers {
+		fmt.Fprintf(stderr, "tcpsentry: --workers must be between 0 (one per CPU) and %d\n", maxWorkers)
+		return false
+	}
+	if cfg.Flows < 1 || cfg.Flows > maxFlows {
+		// A flow costs about 340 bytes of address space (resident as used).
+		fmt.Fprintf(stderr, "tcpsentry: --flows must be between 1 and %d\n", maxFlows)
+		return false
+	}
+	return true
 }
 
 func describeOpenError(err error) string {

@@ -100,12 +100,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tcpsentry: run needs an interface: -i IFACE (interfaces here: %s)\n", strings.Join(interfaceNames(), ", "))
 		return 2
 	}
-	if cfg.Workers < 0 || cfg.Workers > maxWorkers {
-		fmt.Fprintf(stderr, "tcpsentry: --workers must be between 0 (one per CPU) and %d\n", maxWorkers)
-		return 2
-	}
-	if cfg.Flows < 1 || cfg.Flows > maxFlows {
-		fmt.Fprintf(stderr, "tcpsentry: --flows must be between 1 and %d\n", maxFlows)
+	if !checkSizes(&cfg, stderr) {
 		return 2
 	}
 	allowed, err := ring.CPUs()
