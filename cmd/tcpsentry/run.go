@@ -159,14 +159,6 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func interfaceNames() []string {
-	var out []string
-	if l, err := netInterfaces(); err == nil {
-		out = l
-	}
-	return out
-}
-
 // parseCPUList parses "0-3,6" and checks every CPU is one the process
 // may run on.
 func parseCPUList(s string, allowed []int) ([]int, error) {
@@ -245,7 +237,8 @@ func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.C
 		bytesHuman(uint64(per)), bytesHuman(uint64(lcfg.MemoryBytes())), cfg.Workers*len(lcfg.Interfaces))
 }
 
-// firstN is the CPUs the workers use, sorted, without repeats.
+// firstN is the CPUs the workers use: the first n of the list, or all of
+// it when workers share CPUs.
 func firstN(cpus []int, n int) []int {
 	if n < len(cpus) {
 		return cpus[:n]
@@ -294,14 +287,16 @@ func perWorker(n []uint64) string {
 	return strings.Join(parts, "/")
 }
 
-func netInterfaces() ([]string, error) {
+// interfaceNames lists the interfaces of this namespace, for an error
+// message; nil when they cannot be read.
+func interfaceNames() []string {
 	l, err := net.Interfaces()
 	if err != nil {
-		return nil, err
+		return nil
 	}
 	var out []string
 	for _, i := range l {
 		out = append(out, i.Name)
 	}
-	return out, nil
+	return out
 }

@@ -104,15 +104,6 @@ func (s *Summary) EventsTotal() (n uint64) {
 	return n
 }
 
-// KernelDrops is the number of packets the kernel dropped because the
-// workers fell behind (live capture).
-func (s *Summary) KernelDrops() (n uint64) {
-	for _, k := range s.Kernel {
-		n += k.Drops
-	}
-	return n
-}
-
 // pipeline is the workers and the publisher over a set of sources.
 type pipeline struct {
 	cfg     Config
