@@ -33,7 +33,6 @@ const (
 	sllPkttypeOff  = frameHdrLen + 10
 	sllLen         = 20 // sizeof(struct sockaddr_ll)
 	vlanTagLen     = 4
-	ethAddrsLen    = 12
 	packetOutgoing = 4 // PACKET_OUTGOING
 	ethPAll        = 0x0003
 	arphrdEther    = 1
@@ -75,7 +74,7 @@ type sock struct {
 	next      int // the block the worker reads next
 	link      LinkType
 	iface     int
-	vlan      bool // Ethernet framing: restore the tag the kernel removed
+	vlan      bool // Ethernet framing: pass on the outer tag the kernel removed
 	outgoing  bool // drop PACKET_OUTGOING frames (loopback sees them twice)
 
 	frames, losing, csum, errs atomic.Uint64
@@ -446,12 +445,6 @@ func (l *Live) openSocket(ifc *Interface, i int, prog []bpf.RawInstruction) (*so
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fail("TPACKET_V3 (needs Linux 3.2)", err)
 	}
-	if k.vlan {
-		// Room before the frame to put back the VLAN tag.
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_RESERVE, vlanTagLen); err != nil {
-			return fail("PACKET_RESERVE", err)
-		}
-	}
 	req := unix.TpacketReq3{
 		Block_size:     uint32(cfg.BlockSize),
 		Block_nr:       uint32(cfg.Blocks),
@@ -744,24 +737,21 @@ func (s *liveSource) fill(b *Batch) {
 		if st&unix.TP_STATUS_CSUMNOTREADY != 0 {
 			csum++
 		}
-		if k.vlan && st&unix.TP_STATUS_VLAN_VALID != 0 && snap >= ethAddrsLen && mac-vlanTagLen >= off+frameHdrLen+sllLen {
-			// The kernel took the outer tag into the header; put it
-			// back between the addresses and the EtherType, as libpcap
-			// does, in the reserved room before the frame.
-			tpid := uint16(unix.ETH_P_8021Q)
+		var tag uint32
+		if k.vlan && st&unix.TP_STATUS_VLAN_VALID != 0 {
+			// The kernel took the outer tag into the header; it travels
+			// beside the frame (Batch.VLAN) rather than back in it.
+			tpid := uint32(unix.ETH_P_8021Q)
 			if st&unix.TP_STATUS_VLAN_TPID_VALID != 0 && h.Hv1.Vlan_tpid != 0 {
-				tpid = h.Hv1.Vlan_tpid
+				tpid = uint32(h.Hv1.Vlan_tpid)
 			}
-			copy(blk[mac-vlanTagLen:mac-vlanTagLen+ethAddrsLen], blk[mac:mac+ethAddrsLen])
-			mac -= vlanTagLen
-			binary.BigEndian.PutUint16(blk[mac+ethAddrsLen:], tpid)
-			binary.BigEndian.PutUint16(blk[mac+ethAddrsLen+2:], uint16(h.Hv1.Vlan_tci))
-			snap += vlanTagLen
+			tag = tpid<<16 | uint32(uint16(h.Hv1.Vlan_tci))
 			wire += vlanTagLen
 		}
 		b.Frames[b.N] = blk[mac : mac+snap : mac+snap]
 		b.TS[b.N] = int64(h.Sec)*1e9 + int64(h.Nsec)
 		b.WireLen[b.N] = wire
+		b.VLAN[b.N] = tag
 		b.N++
 		frames++
 	}

@@ -94,7 +94,8 @@ func collect(l *ring.Live) (*collected, func()) {
 					c.clock[i] = b.Clock
 				}
 				for j := range b.N {
-					c.frames[i] = append(c.frames[i], frame{b.Link, b.TS[j], b.WireLen[j], bytes.Clone(b.Frames[j])})
+					// The frame as on the wire: a tag beside it goes back in.
+					c.frames[i] = append(c.frames[i], frame{b.Link, b.TS[j], b.WireLen[j], b.AppendWire(nil, j)})
 				}
 				c.mu.Unlock()
 			}
@@ -225,10 +226,11 @@ func vlanFrame(f []byte, tags ...[2]uint16) []byte {
 	return append(out, f[12:]...)
 }
 
-// TestLiveRestoresVLANTags checks that the tag the kernel moves into the
-// frame header comes back in place, 802.1Q and 802.1ad (QinQ) alike, with
-// its priority bits, so that a worker sees the frame as it was on the wire.
-func TestLiveRestoresVLANTags(t *testing.T) {
+// TestLiveKeepsVLANTags checks that the tag the kernel moves into the
+// frame header travels beside the frame, 802.1Q and 802.1ad (QinQ) alike,
+// with its priority bits, so that the frame with it put back (AppendWire)
+// is the frame that was on the wire — tagged once, not twice or never.
+func TestLiveKeepsVLANTags(t *testing.T) {
 	w := netlab.NewWire(t)
 	base := synthFrames(t, ring.LinkTypeEthernet, 4, 2, 0)
 	var sent []frame

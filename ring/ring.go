@@ -42,6 +42,14 @@ type Batch struct {
 	TS []int64
 	// WireLen[i] is the frame's length on the wire (>= len(Frames[i])).
 	WireLen []int
+	// VLAN[i] is the outer VLAN tag the capture took out of frame i, as
+	// TPID<<16 | TCI, or 0 when it took none. A live ring on Ethernet gets
+	// the tag beside the frame from the kernel and passes it on as it is:
+	// putting it back into the frame would move the MAC addresses of every
+	// tagged frame (AppendWire does that for whoever needs the bytes). The
+	// tag is counted in WireLen but not in Frames[i]. Always 0 in a replay,
+	// where a tag is part of the recorded frame.
+	VLAN []uint32
 	// Clock is the capture time the source has reached: no later frame
 	// of this source is older. It lets an idle worker run its timers; a
 	// batch may carry only a clock (N == 0). 0 when unknown.
@@ -62,8 +70,26 @@ func NewBatch(size int) *Batch {
 		Frames:  make([][]byte, size),
 		TS:      make([]int64, size),
 		WireLen: make([]int, size),
+		VLAN:    make([]uint32, size),
 	}
 }
+
+// AppendWire appends frame i as it was on the wire to dst: on Ethernet
+// with its outer VLAN tag back between the addresses and the EtherType,
+// as libpcap writes it; otherwise as it is.
+func (b *Batch) AppendWire(dst []byte, i int) []byte {
+	f, tag := b.Frames[i], b.VLAN[i]
+	if tag == 0 || b.Link != LinkTypeEthernet || len(f) < ethAddrsLen {
+		return append(dst, f...)
+	}
+	dst = append(dst, f[:ethAddrsLen]...)
+	dst = append(dst, byte(tag>>24), byte(tag>>16), byte(tag>>8), byte(tag))
+	return append(dst, f[ethAddrsLen:]...)
+}
+
+// ethAddrsLen is the destination and source MAC addresses: an outer VLAN
+// tag goes right after them.
+const ethAddrsLen = 12
 
 // LastTS is the capture time of the batch's last frame, 0 for an empty batch.
 func (b *Batch) LastTS() int64 {

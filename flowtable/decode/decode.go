@@ -107,6 +107,17 @@ func Parse(frame []byte, link int, p *Packet) Reason {
 	return BadLinkType
 }
 
+// OuterVLAN records a VLAN tag that the capture took out of the frame
+// before Parse saw it (a live ring on Ethernet: the kernel reports the tag
+// beside the frame). tci is the tag's TCI; it becomes the outermost tag,
+// before any still in the frame, as if Parse had read it there. Call it
+// after Parse.
+func (p *Packet) OuterVLAN(tci uint16) {
+	copy(p.VLAN[1:], p.VLAN[:MaxVLAN-1])
+	p.VLAN[0] = tci & 0x0fff
+	p.NVLAN++
+}
+
 // l2 walks the VLAN tags starting at frame[off:] (et is the EtherType
 // that precedes them) and hands the IP packet to its decoder. SLL and
 // SLL2 share it: libpcap re-inserts the tag the kernel stripped there too.

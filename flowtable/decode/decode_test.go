@@ -625,3 +625,18 @@ func TestAddr(t *testing.T) {
 		t.Errorf("empty: %v", p.SrcAddr())
 	}
 }
+
+// TestOuterVLAN: a tag taken out of the frame becomes the outermost, the
+// ones Parse read move in, and only MaxVLAN ids are kept.
+func TestOuterVLAN(t *testing.T) {
+	var p Packet
+	p.OuterVLAN(0xe000 | 7) // priority bits dropped
+	if p.NVLAN != 1 || p.VLAN != [MaxVLAN]uint16{7, 0} {
+		t.Fatalf("one tag: %d %v", p.NVLAN, p.VLAN)
+	}
+	p = Packet{NVLAN: 2, VLAN: [MaxVLAN]uint16{100, 200}}
+	p.OuterVLAN(300)
+	if p.NVLAN != 3 || p.VLAN != [MaxVLAN]uint16{300, 100} {
+		t.Fatalf("under two tags: %d %v", p.NVLAN, p.VLAN)
+	}
+}

@@ -166,7 +166,7 @@ func TestCaptureMatchesReplay(t *testing.T) {
 	files := []string{"defer_accept.pcap", "seed001.pcap", "rst_storm.pcap.gz", "clean_many.pcap.gz"}
 	// The TCP_DEFER_ACCEPT story again, as if on a trunk: every frame
 	// 802.1Q-tagged with VLAN 42, which the kernel takes out of the frame
-	// and the ring puts back.
+	// and the ring passes on beside it.
 	tagged := filepath.Join(t.TempDir(), "defer_accept_vlan42.pcap")
 	tagFile(t, filepath.Join("..", "..", "..", "testdata", "defer_accept.pcap"), tagged, 42)
 	for _, workers := range []int{1, 2} {

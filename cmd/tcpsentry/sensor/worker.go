@@ -60,9 +60,13 @@ func (w *Worker) Process(b *ring.Batch) {
 	for i := 0; i < b.N; i++ {
 		w.stats.Packets++
 		w.stats.Bytes += uint64(b.WireLen[i])
-		if r := decode.Parse(b.Frames[i], link, &w.pkt); r != decode.OK {
+		r := decode.Parse(b.Frames[i], link, &w.pkt)
+		if r != decode.OK {
 			w.stats.Drops[r]++
 			continue
+		}
+		if tag := b.VLAN[i]; tag != 0 {
+			w.pkt.OuterVLAN(uint16(tag))
 		}
 		w.pkt.Iface = iface
 		if w.pkt.Opts&decode.OptMalformed != 0 {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -64,6 +65,55 @@ func withVLAN(b *ring.Batch, tag ...byte) *ring.Batch {
 	return v
 }
 
+// outerBeside marks every frame of b as having had an outer VLAN tag taken
+// out by the capture, as a live ring reports it (TPID<<16 | TCI).
+func outerBeside(b *ring.Batch, tag uint32) *ring.Batch {
+	for i := 0; i < b.N; i++ {
+		b.VLAN[i] = tag
+		b.WireLen[i] += 4
+	}
+	return b
+}
+
+// TestOuterVLANBesideFrame: a tag the live ring passes beside the frame
+// gives the same flows and events, VLAN ids included, as the same tag in
+// the frame.
+func TestOuterVLANBesideFrame(t *testing.T) {
+	base := loadBatch(t, "../../../testdata/demo.pcap")
+	inFrame := withVLAN(base, 0x88, 0xa8, 0x00, 200, 0x81, 0x00, 0x00, 100)
+	beside := outerBeside(withVLAN(base, 0x81, 0x00, 0x00, 100), 0x88a8<<16|0xe000|200) // priority 7
+	var want, got []detectors.Event
+	for _, c := range []struct {
+		b   *ring.Batch
+		out *[]detectors.Event
+	}{{inFrame, &want}, {beside, &got}} {
+		w := newTestWorker(t, c.out)
+		w.Process(c.b)
+		w.finish()
+		if w.stats.Bytes != uint64(sumWire(inFrame)) {
+			t.Fatalf("%d bytes; want %d (the tag counts on the wire)", w.stats.Bytes, sumWire(inFrame))
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no events")
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("tag beside the frame:\n%+v\ntag in the frame:\n%+v", got, want)
+	}
+	for _, e := range got {
+		if e.NVLAN != 2 || e.VLAN != [2]uint16{200, 100} {
+			t.Fatalf("event VLANs %d %v; want 200, 100", e.NVLAN, e.VLAN)
+		}
+	}
+}
+
+func sumWire(b *ring.Batch) (n int) {
+	for i := 0; i < b.N; i++ {
+		n += b.WireLen[i]
+	}
+	return n
+}
+
 func newTestWorker(t *testing.T, got *[]detectors.Event) *Worker {
 	t.Helper()
 	spare := detectors.NewBatch()
@@ -92,8 +142,9 @@ func TestProcessAllocatesNothing(t *testing.T) {
 		loadBatch(t, "../../../testdata/refused_any.pcap"),
 	}
 	batches = append(batches,
-		withVLAN(batches[0], 0x81, 0x00, 0x00, 100),                        // 802.1Q VLAN 100
-		withVLAN(batches[0], 0x88, 0xa8, 0x00, 200, 0x81, 0x00, 0x00, 100)) // QinQ 200/100
+		withVLAN(batches[0], 0x81, 0x00, 0x00, 100),                              // 802.1Q VLAN 100
+		withVLAN(batches[0], 0x88, 0xa8, 0x00, 200, 0x81, 0x00, 0x00, 100),       // QinQ 200/100
+		outerBeside(withVLAN(batches[0], 0x81, 0x00, 0x00, 100), 0x88a8<<16|300)) // QinQ 300/100 as a live ring hands it over
 	// Every detector's story, so that every detector runs.
 	for _, f := range []string{"seed000.pcap", "seed001.pcap", "defer_accept.pcap", "accept_overflow.pcap",
 		"refused_rate.pcap", "rst_storm.pcap.gz"} {
@@ -137,7 +188,7 @@ func TestProcessAllocatesNothing(t *testing.T) {
 	for _, e := range got {
 		c[e.Type]++
 	}
-	if c[detectors.TypeConnectionRefused] != 52*(1+2+1+1+20) || c[detectors.TypeSynUnanswered] != 52*(1+2+1+1+16) {
+	if c[detectors.TypeConnectionRefused] != 52*(1+3+1+1+20) || c[detectors.TypeSynUnanswered] != 52*(1+3+1+1+16) {
 		t.Fatalf("%d refused, %d unanswered", c[detectors.TypeConnectionRefused], c[detectors.TypeSynUnanswered])
 	}
 	// Every per-connection detector fired (the others run in the
