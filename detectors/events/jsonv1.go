@@ -42,6 +42,13 @@ type Encoder struct {
 	IDPrefix string
 }
 
+// AppendID appends the event.id of the event numbered seq (its value, not
+// JSON-escaped): the NATS Nats-Msg-Id header carries it.
+func (e *Encoder) AppendID(dst []byte, seq uint64) []byte {
+	dst = append(dst, e.IDPrefix...)
+	return appendZeroPadded(dst, seq, IDDigits)
+}
+
 // AppendJSON appends ev as one schema v1 JSON object (DESIGN.md section 3)
 // to dst and returns the extended buffer. It writes no newline: the
 // caller adds one per line of output. seq numbers the event for event.id.

@@ -45,9 +45,18 @@ type Config struct {
 	// CPUs[i%len(CPUs)] (default: every CPU the process may use).
 	CPUs []int
 
+	// Sink, when set, gets every event as it is written: its action
+	// (event.action), event.id and JSON body (the NATS publisher).
+	Sink Sink
+
 	// flowEnded, when set, sees every connection as it leaves a
 	// worker's table (the tests compare live and replay flow by flow).
 	flowEnded func(worker int, c *flowtable.Conn)
+}
+
+// Sink takes encoded events. The slices are only valid during the call.
+type Sink interface {
+	Publish(action string, id, body []byte)
 }
 
 // DefaultFlows is Config.Flows' default.
@@ -328,6 +337,8 @@ type publisher struct {
 	bw    *bufio.Writer
 	buf   []byte
 	seq   uint64
+	sink  Sink
+	id    []byte
 	werr  error
 	abort func()
 }
@@ -348,8 +359,12 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 			Interfaces: cfg.Interfaces,
 			IDPrefix:   cfg.Name + "-" + hex.EncodeToString(rnd[:]) + "-",
 		},
-		bw:  bufio.NewWriterSize(out, 64<<10),
-		buf: make([]byte, 0, 4096),
+		buf:  make([]byte, 0, 4096),
+		sink: cfg.Sink,
+		id:   make([]byte, 0, 64),
+	}
+	if out != nil {
+		p.bw = bufio.NewWriterSize(out, 64<<10)
 	}
 	for i := range p.free {
 		p.free[i] = make(chan *detectors.Batch, batchesPerWorker)
@@ -371,7 +386,7 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 				return
 			}
 			p.cor.Add(b)
-			if len(p.in) == 0 {
+			if len(p.in) == 0 && p.bw != nil {
 				// Nothing else waiting: let a live reader see the events
 				// now rather than when 64 KiB have gathered.
 				if err := p.bw.Flush(); err != nil && p.werr == nil {
@@ -387,8 +402,10 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 			}
 		}
 		p.cor.Finish()
-		if err := p.bw.Flush(); err != nil && p.werr == nil {
-			p.werr = fmt.Errorf("writing events: %w", err)
+		if p.bw != nil {
+			if err := p.bw.Flush(); err != nil && p.werr == nil {
+				p.werr = fmt.Errorf("writing events: %w", err)
+			}
 		}
 		p.done <- p.werr
 	}()
@@ -413,8 +430,12 @@ func (p *publisher) sender(w int) func(*detectors.Batch) *detectors.Batch {
 func (p *publisher) write(e *detectors.Event) {
 	p.seq++
 	p.buf = p.enc.AppendJSON(p.buf[:0], e, p.seq)
-	p.buf = append(p.buf, '\n')
-	if p.werr == nil {
+	if p.sink != nil {
+		p.id = p.enc.AppendID(p.id[:0], p.seq)
+		p.sink.Publish(e.Type.String(), p.id, p.buf)
+	}
+	if p.bw != nil && p.werr == nil {
+		p.buf = append(p.buf, '\n')
 		if _, err := p.bw.Write(p.buf); err != nil {
 			p.werr = fmt.Errorf("writing events: %w", err)
 		}

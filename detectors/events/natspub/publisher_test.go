@@ -1,0 +1,82 @@
+package natspub_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/broker"
+	"github.com/tcpsentry/tcpsentry/detectors/events/natspub"
+)
+
+func startBroker(t *testing.T, dir, listen string) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(broker.Config{Listen: listen, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	return b
+}
+
+// streamIDs reads the whole stream and returns the Nats-Msg-Id of every
+// message, in stream order.
+func streamIDs(t *testing.T, url string) []string {
+	t.Helper()
+	nc, err := natspub.Connect(natspub.Options{URLs: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, natspub.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+		ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+	}
+	return ids
+}
+
+func TestPublishJetStream(t *testing.T) {
+	b := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	nc, err := natspub.Connect(natspub.Options{URLs: b.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	p, err := natspub.New(nc, natspub.Config{Sensor: "s1", Buffer: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	for i := range n {
+		p.Publish("connection_refused", fmt.Appendf(nil, "s1-%06d", i), []byte(`{"x":1}`))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st := p.Close(ctx)
+	if st.Published+st.Dropped != n || st.Unsent != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	ids := streamIDs(t, b.ClientURL())
+	if uint64(len(ids)) != st.Published {
+		t.Fatalf("%d in the stream, %d published", len(ids), st.Published)
+	}
+	t.Logf("%+v", st)
+}
