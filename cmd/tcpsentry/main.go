@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 )
@@ -92,6 +93,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
 	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
 	quiet := fs.Bool("quiet", false, "no summary on stderr")
+	var ef eventFlags
+	ef.register(fs, false)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tcpsentry replay [flags] FILE.pcap[ng]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -124,14 +127,21 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	out, err := ef.open(cfg.Name, false, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		return 1
+	}
+	cfg.Sink = out.sink()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sum, err := sensor.Replay(ctx, f, cfg, stdout)
+	sum, err := sensor.Replay(ctx, f, cfg, out.writer())
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %s: %v\n", name, err)
 		if sum.Packets > 0 && !*quiet {
 			writeSummary(stderr, name, &sum)
 		}
+		_ = out.finish(replayDeliverWait, stderr, *quiet)
 		return 1
 	}
 	if sum.Truncated {
@@ -143,8 +153,16 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		writeSummary(stderr, name, &sum)
 	}
+	if err := out.finish(replayDeliverWait, stderr, *quiet); err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		return 1
+	}
 	return 0
 }
+
+// replayDeliverWait is how long a replay waits at its end for NATS to
+// take the events it still holds.
+const replayDeliverWait = 30 * time.Second
 
 // checkSizes checks --workers and --flows, the flags that size memory, and
 // says what is wrong on stderr.

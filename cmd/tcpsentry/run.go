@@ -81,8 +81,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
 	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
 	quiet := fs.Bool("quiet", false, "no start line and no summary on stderr (warnings still)")
+	var ef eventFlags
+	ef.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tcpsentry run -i IFACE [-i IFACE...] [flags]\n\nCaptures live traffic and writes events as JSON lines on stdout until\ninterrupted (SIGINT or SIGTERM), then prints a summary on stderr.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: tcpsentry run -i IFACE [-i IFACE...] [flags]\n\nCaptures live traffic and publishes events to NATS (by default an embedded\nbroker on 127.0.0.1:4222; read them with 'tcpsentry events --follow') until\ninterrupted (SIGINT or SIGTERM), then prints a summary on stderr.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -137,8 +139,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 1
 	}
+	// After the sockets: a wrong interface or a missing capability is
+	// said before a broker starts. The ring holds what arrives meanwhile.
+	out, err := ef.open(cfg.Name, true, stdout, stderr)
+	if err != nil {
+		live.Close()
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		return 1
+	}
+	cfg.Sink = out.sink()
 	if !*quiet {
-		writeStart(stderr, live, lcfg, cfg, filterStr)
+		writeStart(stderr, live, lcfg, cfg, filterStr, out)
 	}
 	for _, ifc := range live.Interfaces() {
 		if len(ifc.Offloads) > 0 {
@@ -148,12 +159,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sum, err := sensor.Capture(ctx, live, cfg, stdout, stderr)
+	sum, err := sensor.Capture(ctx, live, cfg, out.writer(), stderr)
 	if !*quiet || err != nil {
 		writeLiveSummary(stderr, &sum)
 	}
+	ferr := out.finish(runDeliverWait, stderr, *quiet)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		return 1
+	}
+	if ferr != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", ferr)
 		return 1
 	}
 	return 0
@@ -208,7 +224,11 @@ func formatCPUs(cpus []int) string {
 	return strings.Join(parts, ",")
 }
 
-func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string) {
+// runDeliverWait is how long a stopping run waits for NATS to take the
+// events it still holds.
+const runDeliverWait = 5 * time.Second
+
+func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string, out *eventOut) {
 	var ifs []string
 	for _, ifc := range live.Interfaces() {
 		d := "Ethernet"
@@ -229,6 +249,9 @@ func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.C
 			n = max(n, ifc.FilterLen)
 		}
 		fmt.Fprintf(w, "tcpsentry: filter %q (%d BPF instructions, run in the kernel)\n", expr, n)
+	}
+	if out.where != "" {
+		fmt.Fprintf(w, "tcpsentry: events to %s\n", out.where)
 	}
 	// The capturing line comes last: it says that the sockets are bound.
 	per := int64(lcfg.BlockSize) * int64(lcfg.Blocks)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +34,9 @@ type sensorProc struct {
 // captures (its sockets are bound, so nothing sent afterwards is missed).
 func startRun(t *testing.T, args ...string) *sensorProc {
 	t.Helper()
+	if !slices.Contains(args, "--nats") {
+		args = append([]string{"--nats", "off"}, args...) // events on stdout
+	}
 	p := &sensorProc{cmd: exec.Command(os.Args[0], append([]string{"run"}, args...)...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), asCommand+"=1")
 	out, err := p.cmd.StdoutPipe()

@@ -32,6 +32,9 @@ const (
 	Core
 )
 
+// coreBatch is how many events the core-mode sender takes per lock.
+const coreBatch = 256
+
 // Defaults.
 const (
 	DefaultBuffer   = 100_000
@@ -69,10 +72,12 @@ type Config struct {
 }
 
 // Stats counts what became of the events given to Publish. Every event
-// ends as exactly one of Published, Dropped or (at Close) Unsent.
+// ends as exactly one of Published, Dropped, Rejected or (at Close)
+// Unsent.
 type Stats struct {
 	Published uint64 // acknowledged by JetStream (core: written to the connection)
 	Dropped   uint64 // the buffer was full: dropped, oldest first
+	Rejected  uint64 // refused by the server (a JetStream error for that event)
 	Unsent    uint64 // still held when Close gave up
 	Resent    uint64 // publishes repeated after a failure or a reconnect
 	Failures  uint64 // failed publishes and acknowledgements
@@ -92,9 +97,10 @@ type entry struct {
 // sends, waits for acknowledgements and sends again after failures, in
 // order.
 type Publisher struct {
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	cfg Config
+	nc   *nats.Conn
+	owns bool // Close closes nc
+	js   jetstream.JetStream
+	cfg  Config
 
 	subjects map[string]string // action → subject
 
@@ -103,7 +109,7 @@ type Publisher struct {
 	wait     []entry    // ring of events not yet sent
 	whead    int
 	nwait    int
-	inflight int  // sent, not acknowledged (owned by the sender's window)
+	inflight int  // events in the sender's window: sent, not acknowledged
 	healthy  bool // connected, and the last publish did not fail
 	streamOK bool
 	closing  bool
@@ -115,12 +121,36 @@ type Publisher struct {
 	quit chan struct{} // closed when Close gives up
 	done chan struct{}
 
-	// Sender-owned.
+	// Sender-owned: the window of sent events, oldest first; the first
+	// wsent have a live publish (the rest are to be sent again).
 	win    []entry
 	futs   []jetstream.PubAckFuture
 	wfirst int
 	wn     int
+	wsent  int
 }
+
+// Open connects as o says and returns a Publisher that owns the
+// connection (Close closes it).
+func Open(o Options, cfg Config) (*Publisher, error) {
+	if err := checkToken(cfg.Sensor); err != nil {
+		return nil, err
+	}
+	nc, err := Connect(o)
+	if err != nil {
+		return nil, err
+	}
+	p, err := New(nc, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("NATS at %s: %w", nc.ConnectedUrlRedacted(), err)
+	}
+	p.owns = true
+	return p, nil
+}
+
+// URL is the server the Publisher is connected to ("" when it is not).
+func (p *Publisher) URL() string { return p.nc.ConnectedUrlRedacted() }
 
 // New returns a Publisher on nc. In JetStream mode it makes sure the
 // stream exists when nc is connected; otherwise it does so once connected.
@@ -170,13 +200,14 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 			}
 		}
 	} else {
-		p.win = make([]entry, 1)
+		p.win = make([]entry, coreBatch)
 	}
 	p.healthy = nc.IsConnected()
 	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
 		p.mu.Lock()
 		p.healthy = false
 		p.fullLog = false
+		p.room.Broadcast() // a Publish waiting for room drops instead
 		held := p.nwait + p.inflight
 		p.mu.Unlock()
 		why := ""
@@ -270,7 +301,7 @@ func (p *Publisher) Publish(action string, id, body []byte) {
 	subj := p.subject(action)
 	p.mu.Lock()
 	for p.nwait+p.inflight >= len(p.wait) {
-		if p.cfg.Wait && p.healthy && !p.closing {
+		if p.cfg.Wait && p.healthy && !p.closing && p.nc.IsConnected() {
 			p.room.Wait()
 			continue
 		}
@@ -308,8 +339,8 @@ func (p *Publisher) Stats() Stats {
 }
 
 // Close waits until every held event is published or ctx ends, then
-// stops the sender; what is still held is counted as Unsent. It does not
-// close the connection.
+// stops the sender; what is still held is counted as Unsent. It closes
+// the connection only if Open made it.
 func (p *Publisher) Close(ctx context.Context) Stats {
 	p.mu.Lock()
 	p.closing = true
@@ -326,18 +357,26 @@ func (p *Publisher) Close(ctx context.Context) Stats {
 		<-p.done
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.stats.Unsent = uint64(p.nwait + p.inflight)
 	s := p.stats
 	s.Pending = 0
+	p.mu.Unlock()
+	// Closing is not an outage: no disconnect line.
+	p.nc.SetDisconnectErrHandler(nil)
+	p.nc.SetReconnectHandler(nil)
+	if p.owns {
+		p.nc.Close()
+	}
 	return s
 }
 
 // run is the sender: it moves events from the waiting ring into its
 // window, publishes them, and retires them in order as their
-// acknowledgements come. A failure sends the whole window again, after
-// the reconnect if there was one; the server drops the copies it already
-// has (Nats-Msg-Id).
+// acknowledgements come. After a failure the whole window is published
+// again once connected (go-back-N); the server drops the copies it
+// already stored (Nats-Msg-Id). An event that was sent stays in the
+// window until it is acknowledged, so it is never dropped: it may be
+// stored already, and a drop must mean "not delivered".
 func (p *Publisher) run() {
 	defer close(p.done)
 	backoff := time.Duration(0)
@@ -360,7 +399,7 @@ func (p *Publisher) run() {
 		}
 		sent, err := p.sendSome(connected)
 		if err != nil {
-			p.rewind()
+			p.wsent = 0
 			lastErr = p.fail(err, lastErr)
 			backoff = p.sleep(backoff)
 			continue
@@ -368,13 +407,26 @@ func (p *Publisher) run() {
 		if p.js == nil {
 			if sent == 0 {
 				p.idle()
+			} else {
+				backoff, lastErr = 0, ""
 			}
 			continue
 		}
-		// Retire what has been acknowledged, in order.
 		progressed, err := p.retire(sent == 0)
+		var api *jetstream.APIError
+		if errors.As(err, &api) {
+			// The server refused this event itself (too large, say):
+			// sending it again would fail again.
+			p.reject(err)
+			continue
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			p.mu.Lock()
+			p.streamOK = false // deleted under us? make it again
+			p.mu.Unlock()
+		}
 		if err != nil {
-			p.rewind()
+			p.wsent = 0
 			lastErr = p.fail(err, lastErr)
 			backoff = p.sleep(backoff)
 			continue
@@ -385,43 +437,45 @@ func (p *Publisher) run() {
 	}
 }
 
-// sendSome publishes waiting events while connected and the window has
-// room. It returns how many it sent.
+// sendSome publishes, while connected, the window's events that have no
+// live publish (after a failure), then waiting events while the window
+// has room. It returns how many it published.
 func (p *Publisher) sendSome(connected bool) (int, error) {
+	if p.js == nil {
+		if !connected {
+			return 0, nil
+		}
+		return p.sendCore()
+	}
 	n := 0
-	for connected && p.wn < len(p.win) {
-		p.mu.Lock()
-		if p.nwait == 0 {
+	for connected {
+		if p.wsent == p.wn {
+			if p.wn == len(p.win) {
+				break
+			}
+			p.mu.Lock()
+			if p.nwait == 0 {
+				p.mu.Unlock()
+				break
+			}
+			// Move the entry into the window by swapping slices: no copy.
+			slot := (p.wfirst + p.wn) % len(p.win)
+			w := &p.wait[p.whead]
+			p.win[slot], *w = *w, entry{id: p.win[slot].id[:0], body: p.win[slot].body[:0]}
+			p.whead = (p.whead + 1) % len(p.wait)
+			p.nwait--
+			p.inflight++
+			p.wn++
 			p.mu.Unlock()
-			break
+		} else {
+			p.mu.Lock()
+			p.stats.Resent++
+			p.mu.Unlock()
 		}
-		// Move the entry into the window by swapping slices: no copy.
-		slot := (p.wfirst + p.wn) % len(p.win)
-		w := &p.wait[p.whead]
-		p.win[slot], *w = *w, entry{id: p.win[slot].id[:0], body: p.win[slot].body[:0]}
-		p.whead = (p.whead + 1) % len(p.wait)
-		p.nwait--
-		p.inflight++
-		if p.js == nil {
-			p.inflight-- // core: sent is done
-		}
-		p.mu.Unlock()
-		p.wn++
+		slot := (p.wfirst + p.wsent) % len(p.win)
 		e := &p.win[slot]
 		msg := &nats.Msg{Subject: e.subject, Data: e.body, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, string(e.id))
-		if p.js == nil {
-			if err := p.nc.PublishMsg(msg); err != nil {
-				return n, err
-			}
-			p.wn = 0
-			p.mu.Lock()
-			p.stats.Published++
-			p.healthy = true
-			p.mu.Unlock()
-			n++
-			continue
-		}
 		// No retries inside the client: it would send the message again
 		// from a buffer this sender may have reused by then.
 		f, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
@@ -429,9 +483,47 @@ func (p *Publisher) sendSome(connected bool) (int, error) {
 			return n, err
 		}
 		p.futs[slot] = f
+		p.wsent++
 		n++
 	}
 	return n, nil
+}
+
+// sendCore moves a window's worth of waiting events under one lock and
+// publishes them as plain messages (no header: without a stream nothing
+// deduplicates). What fails stays in the window, to be sent again.
+func (p *Publisher) sendCore() (int, error) {
+	p.mu.Lock()
+	for p.wn < len(p.win) && p.nwait > 0 {
+		slot := (p.wfirst + p.wn) % len(p.win)
+		w := &p.wait[p.whead]
+		p.win[slot], *w = *w, entry{id: p.win[slot].id[:0], body: p.win[slot].body[:0]}
+		p.whead = (p.whead + 1) % len(p.wait)
+		p.nwait--
+		p.inflight++
+		p.wn++
+	}
+	p.mu.Unlock()
+	n := 0
+	var err error
+	for p.wn > 0 {
+		e := &p.win[p.wfirst]
+		if err = p.nc.Publish(e.subject, e.body); err != nil {
+			break
+		}
+		p.wfirst = (p.wfirst + 1) % len(p.win)
+		p.wn--
+		n++
+	}
+	if n > 0 {
+		p.mu.Lock()
+		p.inflight -= n
+		p.stats.Published += uint64(n)
+		p.healthy = true
+		p.room.Broadcast()
+		p.mu.Unlock()
+	}
+	return n, err
 }
 
 // retire waits for the oldest publish in the window (blocking only when
@@ -439,7 +531,7 @@ func (p *Publisher) sendSome(connected bool) (int, error) {
 // acknowledged one at the front.
 func (p *Publisher) retire(block bool) (bool, error) {
 	progressed := false
-	for p.wn > 0 {
+	for p.wsent > 0 {
 		f := p.futs[p.wfirst]
 		select {
 		case <-f.Ok():
@@ -462,6 +554,7 @@ func (p *Publisher) retire(block bool) (bool, error) {
 		p.futs[p.wfirst] = nil
 		p.wfirst = (p.wfirst + 1) % len(p.win)
 		p.wn--
+		p.wsent--
 		p.mu.Lock()
 		p.inflight--
 		p.stats.Published++
@@ -470,7 +563,7 @@ func (p *Publisher) retire(block bool) (bool, error) {
 		p.mu.Unlock()
 		progressed = true
 	}
-	if p.wn == 0 && !progressed && block {
+	if p.wsent == 0 && !progressed && block {
 		p.idle()
 	}
 	return progressed, nil
@@ -480,7 +573,7 @@ func (p *Publisher) retire(block bool) (bool, error) {
 func (p *Publisher) canSend() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.nwait > 0 && p.wn < len(p.win) && p.nc.IsConnected()
+	return (p.nwait > 0 && p.wn < len(p.win) || p.wsent < p.wn) && p.nc.IsConnected()
 }
 
 // idle waits for a kick (new events, a state change, Close); a periodic
@@ -496,26 +589,22 @@ func (p *Publisher) idle() {
 	}
 }
 
-// rewind puts the whole window back in front of the waiting events, in
-// order, to be sent again.
-func (p *Publisher) rewind() {
+// reject drops the window's first event, which the server refused, and
+// sends the rest of the window again.
+func (p *Publisher) reject(err error) {
+	p.futs[p.wfirst] = nil
+	p.wfirst = (p.wfirst + 1) % len(p.win)
+	p.wn--
+	p.wsent = 0
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i := p.wn - 1; i >= 0; i-- {
-		slot := (p.wfirst + i) % len(p.win)
-		p.whead = (p.whead - 1 + len(p.wait)) % len(p.wait)
-		w := &p.wait[p.whead]
-		*w, p.win[slot] = p.win[slot], entry{id: w.id[:0], body: w.body[:0]}
-		p.futs[slot] = nil
-		p.nwait++
-		if p.js != nil {
-			p.inflight--
-		}
-		p.stats.Resent++
+	p.inflight--
+	p.stats.Rejected++
+	first := p.stats.Rejected == 1
+	p.room.Signal()
+	p.mu.Unlock()
+	if first {
+		p.cfg.Log("NATS: the server refused an event (" + err.Error() + "); it is dropped and counted, and so will be any other it refuses")
 	}
-	p.wfirst, p.wn = 0, 0
-	p.healthy = false
-	p.room.Broadcast()
 }
 
 // fail counts a failure and logs it when it differs from the last one.
@@ -526,7 +615,9 @@ func (p *Publisher) fail(err error, last string) string {
 	p.room.Broadcast()
 	p.mu.Unlock()
 	msg := err.Error()
-	if msg != last && !errors.Is(err, nats.ErrDisconnected) && !errors.Is(err, nats.ErrConnectionReconnecting) {
+	if msg != last && !errors.Is(err, nats.ErrDisconnected) && !errors.Is(err, nats.ErrConnectionReconnecting) &&
+		!errors.Is(err, nats.ErrReconnectBufExceeded) && !errors.Is(err, nats.ErrConnectionClosed) {
+		// (Those come with a disconnect, which is logged once.)
 		p.cfg.Log("NATS: publishing failed: " + msg + "; retrying")
 	}
 	return msg

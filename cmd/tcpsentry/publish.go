@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/broker"
+	"github.com/tcpsentry/tcpsentry/detectors/events/natspub"
+)
+
+// eventFlags are where run and replay send their events.
+type eventFlags struct {
+	nats     natsFlags
+	file     string
+	buffer   int
+	maxAge   time.Duration
+	maxBytes sizeFlag
+	// run only
+	wait    bool
+	dataDir string
+	listen  string
+}
+
+// Values of --nats for run.
+const (
+	natsEmbedded = "embedded"
+	natsOff      = "off"
+)
+
+// autoFile is --events-file's default: stdout when no NATS is used.
+const autoFile = "auto"
+
+func (e *eventFlags) register(fs *flag.FlagSet, live bool) {
+	if live {
+		e.nats.register(fs, natsEmbedded, "where events go: 'embedded' (a NATS server with JetStream in this process, on --broker-listen), 'off' (no NATS), or server URLs, comma-separated")
+		fs.BoolVar(&e.wait, "nats-wait", false, "when NATS is unreachable at start, capture anyway and keep trying (events wait in the buffer)")
+		fs.StringVar(&e.dataDir, "data-dir", broker.DefaultDataDir(), "where the embedded broker stores the event stream")
+		fs.StringVar(&e.listen, "broker-listen", broker.DefaultListen, "address of the embedded broker")
+		fs.StringVar(&e.file, "events-file", autoFile, "also write events as JSON lines to this file ('-' = stdout, 'none'); default: stdout with --nats off, else none")
+	} else {
+		e.nats.register(fs, "", "publish events to these NATS servers (comma-separated URLs) instead of writing them on stdout")
+		fs.StringVar(&e.file, "events-file", autoFile, "write events as JSON lines to this file ('-' = stdout, 'none'); default: stdout unless --nats is given")
+	}
+	e.nats.registerMode(fs)
+	fs.IntVar(&e.buffer, "events-buffer", natspub.DefaultBuffer, "events held for NATS while it is slow or away; beyond it the oldest are dropped and counted")
+	fs.DurationVar(&e.maxAge, "events-max-age", natspub.DefaultMaxAge, "retention of the event stream when tcpsentry creates it")
+	fs.Var(&e.maxBytes, "events-max-bytes", "size limit of the event stream when tcpsentry creates it (K, M, G suffixes; default unlimited)")
+}
+
+// eventOut is the open event outputs of a run or replay.
+type eventOut struct {
+	w      io.Writer // JSON lines, nil for none
+	file   *os.File  // when w is a file tcpsentry opened
+	pub    *natspub.Publisher
+	broker *broker.Broker
+	where  string // for the start line
+}
+
+// open opens the outputs. sensorName is the subject token; live says
+// whether this is run (embedded broker, no waiting for room).
+func (e *eventFlags) open(sensorName string, live bool, stdout, stderr io.Writer) (*eventOut, error) {
+	mode, err := e.nats.publishMode()
+	if err != nil {
+		return nil, err
+	}
+	if e.buffer < 2 || e.buffer > 100_000_000 {
+		return nil, errors.New("--events-buffer must be between 2 and 100000000")
+	}
+	out := &eventOut{}
+	urls := strings.TrimSpace(e.nats.urls)
+	useNATS := urls != "" && urls != natsOff
+	switch f := e.file; {
+	case f == autoFile && !useNATS, f == "-":
+		out.w = stdout
+	case f == autoFile, f == "none", f == "":
+	default:
+		fh, err := os.OpenFile(f, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("--events-file %s: %s", f, describeOpenError(err))
+		}
+		out.file, out.w = fh, fh
+	}
+	if !useNATS {
+		return out, nil
+	}
+	o := e.nats.opts
+	o.URLs, o.Name = urls, "tcpsentry "+sensorName
+	if live && urls == natsEmbedded {
+		if o.Creds != "" || o.NKey != "" || o.User != "" || o.Token != "" || o.TLSCA != "" || o.TLSCert != "" {
+			out.close()
+			return nil, errors.New("the --nats-* credentials and TLS flags are for an external server (--nats URL); the embedded broker listens on loopback without them")
+		}
+		b, err := broker.Start(broker.Config{Listen: e.listen, DataDir: e.dataDir})
+		if err != nil {
+			out.close()
+			return nil, err
+		}
+		out.broker = b
+		o.URLs, o.InProcess = b.ClientURL(), b
+	}
+	o.Wait = live && e.wait
+	logf := func(msg string) { fmt.Fprintf(stderr, "tcpsentry: %s\n", msg) }
+	pub, err := natspub.Open(o, natspub.Config{
+		Sensor: sensorName, Mode: mode, Buffer: e.buffer,
+		MaxAge: e.maxAge, MaxBytes: int64(e.maxBytes),
+		Wait: !live, Log: logf,
+	})
+	if err != nil {
+		out.close()
+		return nil, err
+	}
+	out.pub = pub
+	what := "stream " + natspub.StreamName
+	if mode == natspub.Core {
+		what = "core NATS"
+	}
+	out.where = fmt.Sprintf("NATS %s at %s", what, o.URLs)
+	if out.broker != nil {
+		out.where = fmt.Sprintf("NATS %s of the embedded broker at %s (data in %s; follow with: tcpsentry events --follow)", what, out.broker.ClientURL(), e.dataDir)
+	}
+	return out, nil
+}
+
+// sink is the sensor's Sink, nil without NATS (a nil *Publisher in an
+// interface would not be nil).
+func (o *eventOut) sink() interface {
+	Publish(action string, id, body []byte)
+} {
+	if o.pub == nil {
+		return nil
+	}
+	return o.pub
+}
+
+// writer is the JSON-lines writer, nil for none.
+func (o *eventOut) writer() io.Writer { return o.w }
+
+// finish delivers what NATS still holds (for at most wait), closes
+// everything and says on stderr what became of the events.
+func (o *eventOut) finish(wait time.Duration, stderr io.Writer, quiet bool) error {
+	var err error
+	if o.pub != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		st := o.pub.Close(ctx)
+		cancel()
+		if !quiet || st.Dropped > 0 || st.Unsent > 0 {
+			line := fmt.Sprintf("  nats      %d published", st.Published)
+			if st.Resent > 0 {
+				line += fmt.Sprintf(", %d sent again after failures (duplicates dropped by the server)", st.Resent)
+			}
+			if st.Dropped > 0 {
+				line += fmt.Sprintf(", %d DROPPED (buffer full while the broker was slow or away)", st.Dropped)
+			}
+			if st.Unsent > 0 {
+				line += fmt.Sprintf(", %d NOT DELIVERED (the broker did not take them within %s)", st.Unsent, wait)
+			}
+			fmt.Fprintln(stderr, line)
+		}
+		if st.Unsent > 0 {
+			err = fmt.Errorf("%d events were not delivered to NATS", st.Unsent)
+		}
+	}
+	if o.broker != nil {
+		o.broker.Shutdown()
+	}
+	o.close()
+	return err
+}
+
+func (o *eventOut) close() {
+	if o.file != nil {
+		o.file.Close()
+		o.file = nil
+	}
+}
