@@ -42,6 +42,8 @@ commands:
                 on stderr
   replay FILE   run the pipeline over a pcap/pcapng recording; events as
                 JSON lines on stdout, a summary on stderr
+  events        print the events stored in NATS (filter with --type,
+                --sensor, --since; --follow to keep printing new ones)
   version       print the version
 
 Run 'tcpsentry <command> -h' for the flags of a command.
@@ -57,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stdout, stderr)
 	case "replay":
 		return replayCmd(args[1:], stdout, stderr)
+	case "events":
+		return eventsCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tcpsentry %s\n", version)
 		return 0
