@@ -34,18 +34,12 @@ func records(n int) (ids, bodies [][]byte) {
 	return ids, bodies
 }
 
-func benchBroker(b *testing.B) string {
-	b.Helper()
-	br := startBrokerB(b)
-	return br
-}
-
 func report(b *testing.B, d time.Duration) {
 	b.ReportMetric(float64(b.N)/d.Seconds(), "msgs/s")
 }
 
 func BenchmarkRawJetStreamAsync(b *testing.B) {
-	url := benchBroker(b)
+	url := startBrokerB(b)
 	ids, bodies := records(b.N)
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -73,7 +67,7 @@ func BenchmarkPublisherJetStream(b *testing.B) {
 }
 
 func BenchmarkRawCore(b *testing.B) {
-	url := benchBroker(b)
+	url := startBrokerB(b)
 	_, bodies := records(b.N)
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -98,7 +92,7 @@ func BenchmarkPublisherCore(b *testing.B) {
 }
 
 func benchPublisher(b *testing.B, mode natspub.Mode) {
-	url := benchBroker(b)
+	url := startBrokerB(b)
 	ids, bodies := records(b.N)
 	p, err := natspub.Open(natspub.Options{URLs: url}, natspub.Config{Sensor: "bench", Mode: mode, Wait: true})
 	if err != nil {
@@ -111,11 +105,7 @@ func benchPublisher(b *testing.B, mode natspub.Mode) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	st := p.Close(ctx)
-	if mode == natspub.Core {
-		// Close waits until the sender has written everything; flushing
-		// is the connection's, which Close has closed (it flushes).
-	}
+	st := p.Close(ctx) // core: closing the connection flushes it
 	report(b, time.Since(start))
 	if st.Published != uint64(b.N) {
 		b.Fatalf("%+v", st)

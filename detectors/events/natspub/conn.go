@@ -48,9 +48,6 @@ type Options struct {
 	// ReconnectWait is the pause between reconnect attempts (default 1 s;
 	// the client adds jitter).
 	ReconnectWait time.Duration
-	// Handlers, each called once per change of the connection's state.
-	OnDisconnect func(err error)
-	OnReconnect  func(url string)
 }
 
 // Connect connects as o says. The connection reconnects for ever; it
@@ -66,7 +63,7 @@ func Connect(o Options) (*nats.Conn, error) {
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectBufSize(-1), // publishing while disconnected fails at once
-		nats.ReconnectWait(cmp(o.ReconnectWait, time.Second)),
+		nats.ReconnectWait(orDefault(o.ReconnectWait, time.Second)),
 		nats.Timeout(5 * time.Second),
 	}
 	if o.InProcess != nil {
@@ -74,12 +71,6 @@ func Connect(o Options) (*nats.Conn, error) {
 	}
 	if o.Wait {
 		opts = append(opts, nats.RetryOnFailedConnect(true))
-	}
-	if o.OnDisconnect != nil {
-		opts = append(opts, nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { o.OnDisconnect(err) }))
-	}
-	if o.OnReconnect != nil {
-		opts = append(opts, nats.ReconnectHandler(func(nc *nats.Conn) { o.OnReconnect(nc.ConnectedUrlRedacted()) }))
 	}
 	auth := 0
 	if o.Creds != "" {
@@ -122,7 +113,7 @@ func Connect(o Options) (*nats.Conn, error) {
 	return nc, nil
 }
 
-func cmp(d, def time.Duration) time.Duration {
+func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
 	}

@@ -149,9 +149,6 @@ func Open(o Options, cfg Config) (*Publisher, error) {
 	return p, nil
 }
 
-// URL is the server the Publisher is connected to ("" when it is not).
-func (p *Publisher) URL() string { return p.nc.ConnectedUrlRedacted() }
-
 // New returns a Publisher on nc. In JetStream mode it makes sure the
 // stream exists when nc is connected; otherwise it does so once connected.
 func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
