@@ -18,8 +18,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tcpsentry/tcpsentry/detectors"
 	"github.com/tcpsentry/tcpsentry/detectors/events/natspub"
 )
@@ -98,16 +96,9 @@ func eventsCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		start = &t
 	}
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: eventFilters(*sensorName, actions),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	}
-	switch {
-	case start != nil:
-		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		cfg.OptStartTime = start
-	case *follow:
-		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	cfg := natspub.TailConfig{Subjects: eventFilters(*sensorName, actions), Follow: *follow}
+	if start != nil {
+		cfg.Since = *start
 	}
 
 	var out eventWriter
@@ -123,66 +114,21 @@ func eventsCmd(args []string, stdout, stderr io.Writer) int {
 
 	nf.opts.URLs = nf.urls
 	nf.opts.Name = "tcpsentry events"
-	nc, err := natspub.Connect(nf.opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
-		return 1
-	}
-	defer nc.Close()
-	url := nc.ConnectedUrlRedacted()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(stderr, "tcpsentry: NATS at %s: %v\n", url, err)
-		return 1
-	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st, err := js.Stream(lctx, natspub.StreamName)
-	cancel()
+	tail, err := natspub.OpenTail(ctx, nf.opts, cfg)
 	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		fmt.Fprintf(stderr, "tcpsentry: no event stream %s at %s: nothing has published yet (start tcpsentry run, or replay with --nats)\n", natspub.StreamName, url)
-		return 1
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		fmt.Fprintf(stderr, "tcpsentry: the NATS server at %s has no JetStream, so it stores no events (start it with -js)\n", url)
+	case err == nil:
+	case errors.Is(err, natspub.ErrNoStream):
+		fmt.Fprintf(stderr, "tcpsentry: %v: nothing has published yet (start tcpsentry run, or replay with --nats)\n", err)
 		return 1
 	case ctx.Err() != nil:
 		return 0 // interrupted
-	case err != nil:
-		fmt.Fprintf(stderr, "tcpsentry: looking up stream %s at %s: %v\n", natspub.StreamName, url, err)
+	default:
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 1
 	}
-	last := st.CachedInfo().State.LastSeq
-	if !*follow && last == 0 {
-		out.none(stderr)
-		return 0
-	}
-
-	if !*follow {
-		// A consumer lost for good (broker gone) ends the read with an
-		// error instead of retrying for ever.
-		cfg.MaxResetAttempts = 4
-	}
-	cons, err := js.OrderedConsumer(ctx, natspub.StreamName, cfg)
-	if err == nil {
-		var it jetstream.MessagesContext
-		if it, err = cons.Messages(); err == nil {
-			r := &eventsReader{cons: cons, it: it, out: out, last: last, follow: *follow}
-			code := r.run(ctx, stderr, url)
-			// The server would drop the consumer after a while of
-			// inactivity; drop it now.
-			if ci := cons.CachedInfo(); ci != nil && nc.IsConnected() {
-				dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = js.DeleteConsumer(dctx, natspub.StreamName, ci.Name)
-				cancel()
-			}
-			return code
-		}
-	}
-	if ctx.Err() != nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "tcpsentry: reading stream %s at %s: %v\n", natspub.StreamName, url, err)
-	return 1
+	defer tail.Close()
+	r := &eventsReader{tail: tail, out: out, follow: *follow}
+	return r.run(ctx, stderr)
 }
 
 // parseEventTypes checks the --type values against the detectors' names
@@ -261,29 +207,25 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, errors.New("want a duration back from now (10m, 2h, 7d) or an RFC 3339 time (2026-01-02T15:04:05Z)")
 }
 
-// eventsReader prints the messages of an ordered consumer.
+// eventsReader prints the events of a Tail.
 type eventsReader struct {
-	cons   jetstream.Consumer
-	it     jetstream.MessagesContext
+	tail   *natspub.Tail
 	out    eventWriter
-	last   uint64 // the stream's last sequence at start
 	follow bool
 	n      int // events printed
 }
 
 type nextResult struct {
-	msg jetstream.Msg
+	msg natspub.TailMessage
 	err error
 }
 
-func (r *eventsReader) run(ctx context.Context, stderr io.Writer, url string) int {
-	defer r.it.Stop()
-	if !r.follow {
-		if ci := r.cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
-			// Nothing matches (the filter, --since): do not wait.
-			return r.finish(stderr)
-		}
+func (r *eventsReader) run(ctx context.Context, stderr io.Writer) int {
+	if !r.follow && r.tail.Empty() {
+		// Nothing matches (empty stream, the filter, --since): do not wait.
+		return r.finish(stderr)
 	}
+	url := r.tail.URL()
 	// Next blocks; a goroutine of its own calls it so that a signal is
 	// answered at once, even while the client retries a lost broker.
 	msgs := make(chan nextResult)
@@ -291,7 +233,7 @@ func (r *eventsReader) run(ctx context.Context, stderr io.Writer, url string) in
 	defer close(quit)
 	go func() {
 		for {
-			m, err := r.it.Next()
+			m, err := r.tail.Next()
 			select {
 			case msgs <- nextResult{m, err}:
 			case <-quit:
@@ -325,23 +267,19 @@ func (r *eventsReader) run(ctx context.Context, stderr io.Writer, url string) in
 				return 1
 			}
 			lastProgress = time.Now()
-			meta, err := res.msg.Metadata()
-			if err != nil {
-				continue // not a stream message
-			}
-			seq := meta.Sequence.Stream
-			if !r.follow && seq > r.last {
+			seq, last := res.msg.Seq, r.tail.Last()
+			if !r.follow && seq > last {
 				return r.finish(stderr) // published after the start
 			}
-			if err := r.out.write(res.msg.Data()); err != nil {
+			if err := r.out.write(res.msg.Data); err != nil {
 				fmt.Fprintf(stderr, "tcpsentry: writing events: %v\n", err)
 				return 1
 			}
 			r.n++
-			if !r.follow && (seq >= r.last || meta.NumPending == 0) {
+			if !r.follow && (seq >= last || res.msg.Pending == 0) {
 				return r.finish(stderr)
 			}
-			unflushed = meta.NumPending > 0
+			unflushed = res.msg.Pending > 0
 			if !unflushed {
 				// Caught up: show what came.
 				if err := r.out.flush(); err != nil {
@@ -361,9 +299,9 @@ func (r *eventsReader) run(ctx context.Context, stderr io.Writer, url string) in
 			// Nothing came for a while: done if nothing is pending
 			// (events expired or were deleted since the start).
 			ictx, cancel := context.WithTimeout(ctx, eventsIdle)
-			ci, err := r.cons.Info(ictx)
+			pending, err := r.tail.Pending(ictx)
 			cancel()
-			if err == nil && ci.NumPending == 0 {
+			if err == nil && pending == 0 {
 				return r.finish(stderr)
 			}
 			if time.Since(lastProgress) > eventsGiveUp {

@@ -301,6 +301,17 @@ func TestEventsNoStream(t *testing.T) {
 	}
 }
 
+// TestEventsNoJetStream: a server without JetStream stores nothing; the
+// read says so in one line instead of waiting.
+func TestEventsNoJetStream(t *testing.T) {
+	url := startCoreServer(t)
+	code, out, errs := evRun(t, "--nats", url)
+	want := "tcpsentry: the NATS server at " + url + " has no JetStream, so it stores no events (start it with -js)\n"
+	if code != 1 || out != "" || errs != want {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errs, want)
+	}
+}
+
 // TestEventsUnreachable: no server at the URL is one line and exit 1, at
 // once.
 func TestEventsUnreachable(t *testing.T) {

@@ -41,6 +41,14 @@ func TestImportDirection(t *testing.T) {
 			if imp == "unsafe" && !strings.HasPrefix(pkg, "ring") {
 				t.Errorf("%s imports unsafe; only ring/ may", pkg)
 			}
+			// One package speaks NATS (DESIGN.md section 1), one embeds
+			// the server. The SIEM example is a user's program, not ours.
+			if strings.HasPrefix(imp, "github.com/nats-io/nats.go") && pkg != "detectors/events/natspub" && pkg != "docs/examples/siem-consumer" {
+				t.Errorf("%s imports %s; only detectors/events/natspub may", pkg, imp)
+			}
+			if strings.HasPrefix(imp, "github.com/nats-io/nats-server/") && pkg != "cmd/tcpsentry/broker" {
+				t.Errorf("%s imports %s; only cmd/tcpsentry/broker may", pkg, imp)
+			}
 		}
 		for _, r := range importRules {
 			if !matches(pkg, r.pkg) {

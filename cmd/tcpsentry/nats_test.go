@@ -18,6 +18,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/broker"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
@@ -300,7 +301,24 @@ func TestBrokerRestartDuringReplay(t *testing.T) {
 
 // TestNATSAuth: a server that requires a password or a token refuses
 // wrong ones with one clear line, and takes the right ones.
+// startCoreServer starts a nats-server without JetStream and returns its
+// URL.
+func startCoreServer(t *testing.T) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	return s.ClientURL()
+}
+
 func TestNATSAuth(t *testing.T) {
+	core := startCoreServer(t)
 	bp := startBroker(t, broker.Config{User: "sensor", Password: "s3cret"})
 	bt := startBroker(t, broker.Config{Token: "t0ken"})
 	file := "../../testdata/demo.pcap"
@@ -318,6 +336,8 @@ func TestNATSAuth(t *testing.T) {
 		{"two ways", []string{"--nats", bt.ClientURL(), "--nats-token", "t0ken", "--nats-user", "x"}, 1, "give one way to authenticate to NATS"},
 		{"unreachable", []string{"--nats", "nats://127.0.0.1:1"}, 1, "is unreachable"},
 		{"missing creds file", []string{"--nats", bt.ClientURL(), "--nats-creds", "/nonexistent.creds"}, 1, "--nats-creds /nonexistent.creds: no such file"},
+		{"no JetStream", []string{"--nats", core}, 1, "the NATS server has no JetStream (start it with -js, or use --nats-mode core)"},
+		{"core mode without JetStream", []string{"--nats", core, "--nats-mode", "core"}, 0, ""},
 		{"bad mode", []string{"--nats", bt.ClientURL(), "--nats-mode", "fast"}, 1, "--nats-mode must be jetstream or core"},
 		{"bad sensor name", []string{"--nats", bt.ClientURL(), "--nats-token", "t0ken", "--sensor", "a.b"}, 1, "cannot be a NATS subject token"},
 	} {

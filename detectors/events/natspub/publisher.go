@@ -246,7 +246,7 @@ func (p *Publisher) ensureStream() error {
 		p.mu.Unlock()
 		return nil
 	}
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+	if noJetStream(err) {
 		return errors.New("the NATS server has no JetStream (start it with -js, or use --nats-mode core)")
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
