@@ -476,6 +476,24 @@ func (t *Table) Advance(now int64) {
 	}
 }
 
+// Horizon bounds from below the time of every expiry the table can report
+// from now on, for a caller that must know when a time is complete: the
+// table clock, or a head of an idle list's link time plus its timeout
+// when that is earlier (a connection re-linked less than
+// relinkGranularity ago may leave with a deadline before the clock). It is
+// never before Now() - WhenSlack, and usually Now(). Packets stamped
+// before the clock (reordered input) can go below it; the caller allows
+// for those.
+func (t *Table) Horizon() int64 {
+	h := t.now
+	for cl := range t.lists {
+		if s := t.lists[cl].head; s != 0 {
+			h = min(h, t.conns[s-1].linkTS+t.timeout[cl])
+		}
+	}
+	return h
+}
+
 // AdvanceExact is Advance to now, and then evicts every connection idle
 // past its timeout, not only those at the head of their lists: at the end
 // of a capture it makes what has expired independent of the other flows

@@ -422,3 +422,79 @@ func TestPacketAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per run", allocs)
 	}
 }
+
+// whenRecorder logs the time of everything the table reports.
+type whenRecorder struct{ whens []int64 }
+
+func (r *whenRecorder) HandshakeTimeout(_ *Conn, _, when int64) { r.whens = append(r.whens, when) }
+func (r *whenRecorder) Evicted(_ *Conn, _ Evict, when int64)    { r.whens = append(r.whens, when) }
+
+// TestHorizon: nothing the table reports after a call to Horizon is dated
+// before what it returned, while the clock may be ahead of such reports.
+func TestHorizon(t *testing.T) {
+	// The case Horizon exists for: a connection linked at 0 with its last
+	// packet at 0.9 s (not re-linked) leaves idle at 0.9 s + timeout, a
+	// deadline the clock may already have passed.
+	r := &whenRecorder{}
+	tb, err := New(Config{Capacity: 16, Seed: 1}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := seg(cli, 1, srv, 80, PA, 1, 1, 10)
+	tb.Packet(&p, 0)
+	p.Seq += 10
+	tb.Packet(&p, 900*int64(time.Millisecond))
+	to := int64(DefaultEstablished)
+	tb.Advance(to + 500*int64(time.Millisecond))
+	if h := tb.Horizon(); h != to {
+		t.Fatalf("horizon %d, want %d (the head's link time plus its timeout)", h, to)
+	}
+	tb.Advance(to + 950*int64(time.Millisecond))
+	if len(r.whens) != 1 || r.whens[0] != to+900*int64(time.Millisecond) {
+		t.Fatalf("reports at %v, want one at %d", r.whens, to+900*int64(time.Millisecond))
+	}
+	if h := tb.Horizon(); h != tb.Now() {
+		t.Fatalf("empty table: horizon %d, clock %d", h, tb.Now())
+	}
+
+	// At random: many flows, idle and busy, short timeouts.
+	rng := rand.New(rand.NewPCG(7, 9))
+	for round := 0; round < 20; round++ {
+		r := &whenRecorder{}
+		tb, err := New(Config{Capacity: 64, Seed: uint64(round), HalfOpen: 2 * time.Second, Established: 3 * time.Second, Closed: time.Second, Handshake: time.Second}, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts, horizon int64
+		below := 0
+		for i := 0; i < 5000; i++ {
+			ts += rng.Int64N(int64(200 * time.Millisecond))
+			flags := []uint8{S, SA, A, PA, FA, R}[rng.IntN(6)]
+			p := seg(cli, uint16(1+rng.IntN(100)), srv, 80, flags, rng.Uint32(), rng.Uint32(), rng.IntN(2)*10)
+			if rng.IntN(2) == 0 {
+				p = seg(srv, 80, cli, p.SrcPort, flags, rng.Uint32(), rng.Uint32(), 0)
+			}
+			n := len(r.whens)
+			if rng.IntN(10) == 0 {
+				tb.Advance(ts)
+			} else {
+				tb.Packet(&p, ts)
+			}
+			for _, w := range r.whens[n:] {
+				if w < horizon {
+					t.Fatalf("round %d step %d: reported at %d, before the horizon %d given earlier", round, i, w, horizon)
+				}
+				if w < tb.Now() {
+					below++
+				}
+			}
+			horizon = tb.Horizon()
+			if horizon < tb.Now()-WhenSlack {
+				t.Fatalf("round %d step %d: horizon %d more than WhenSlack behind the clock %d", round, i, horizon, tb.Now())
+			}
+		}
+		if below == 0 {
+			t.Fatalf("round %d: no report dated before the clock: the test does not exercise the horizon", round)
+		}
+	}
+}

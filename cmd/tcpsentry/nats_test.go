@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/broker"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
@@ -369,4 +371,80 @@ func readStreamAuth(t *testing.T, url, user, pass string) int {
 		t.Fatal(err)
 	}
 	return len(msgs)
+}
+
+// TestRunEventsFollow is the README's first step with the default event
+// path: `tcpsentry run -i lo` publishes to its embedded broker and
+// `tcpsentry events --follow`, started beside it, prints a refused
+// loopback connection as it happens; the stream keeps exactly that event.
+func TestRunEventsFollow(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	p := startRun(t, "-i", "lo", "--workers", "1", "--nats", "embedded", "--broker-listen", "127.0.0.1:0", "--data-dir", dir)
+	var url string
+	for _, l := range strings.Split(p.Stderr(), "\n") {
+		if _, rest, ok := strings.Cut(l, "of the embedded broker at "); ok {
+			url, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	if url == "" {
+		t.Fatalf("run does not say where its broker listens:\n%s", p.Stderr())
+	}
+	ev := evStart(t, "--follow", "--json", "--nats", url)
+	// The reader is ready once its consumer exists on the server; a refused
+	// connection made before would not be "new" to it.
+	waitConsumer(t, url)
+
+	const port = 7212
+	sent := time.Now()
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("port %d accepted a connection: something listens there", port)
+	}
+	line := ev.next(t, 10*time.Second)
+	t.Logf("refused connection to events --follow output: %v", time.Since(sent))
+	got := parseEvents(t, []byte(line))
+	if len(got) != 1 || !strings.HasPrefix(got[0], "connection_refused/no_listener 127.0.0.1:") || !strings.Contains(got[0], fmt.Sprintf(" -> 127.0.0.1:%d ", port)) {
+		t.Fatalf("events --follow printed %q", got)
+	}
+	if rest := ev.stop(t); len(rest) != 0 {
+		t.Fatalf("events --follow printed more: %q", rest)
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("run: exit %d after SIGINT:\n%s", code, p.Stderr())
+	}
+	if !strings.Contains(p.Stderr(), "  nats      1 published") {
+		t.Errorf("run's summary does not count the one event published:\n%s", p.Stderr())
+	}
+	// The stream, read again from the store the run left, holds that event
+	// and nothing else.
+	b := startBroker(t, broker.Config{DataDir: dir})
+	msgs, err := natspub.ReadAll(context.Background(), natspub.Options{URLs: b.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || string(msgs[0].Data) != line {
+		t.Fatalf("stream holds %d events; want the one printed:\n%s", len(msgs), line)
+	}
+}
+
+// waitConsumer waits until the event stream at url has a consumer.
+func waitConsumer(t *testing.T, url string) {
+	t.Helper()
+	nc, err := natspub.Connect(natspub.Options{URLs: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		s, err := js.Stream(context.Background(), natspub.StreamName)
+		if err == nil && s.CachedInfo().State.Consumers > 0 {
+			return
+		}
+	}
+	t.Fatalf("no consumer on the event stream at %s after 10 s", url)
 }

@@ -121,7 +121,18 @@ type pipeline struct {
 	start   time.Time
 }
 
-func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() int64) (*pipeline, error) {
+// Timestamps out of order within a worker's input, tolerated without
+// losing the order of events: a recording may merge captures or come from
+// a multi-queue NIC, so replay allows a second; a live ring holds
+// packets in arrival order and stamps idle batches with its own lag
+// (ring.LiveConfig.RetireTimeout), so live allows little, and events reach
+// NATS a few hundred milliseconds after their packet.
+const (
+	replayReorder = int64(time.Second)
+	liveReorder   = int64(50 * time.Millisecond)
+)
+
+func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() int64, reorder int64) (*pipeline, error) {
 	p := &pipeline{cfg: cfg, start: time.Now()}
 	p.pub = newPublisher(cfg, out, len(srcs))
 	tcfg := cfg.Table
@@ -134,6 +145,7 @@ func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() 
 			return nil, err
 		}
 		w.endClock = endClock
+		w.reorder = reorder
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
@@ -210,7 +222,7 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 		return Summary{}, err
 	}
 	srcs := rp.Sources()
-	p, err := newPipeline(cfg, srcs, out, func() int64 { return rp.Stats().LastTS })
+	p, err := newPipeline(cfg, srcs, out, func() int64 { return rp.Stats().LastTS }, replayReorder)
 	if err != nil {
 		rp.Close()
 		return Summary{}, err
@@ -254,7 +266,7 @@ func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Write
 		stopTS.CompareAndSwap(0, time.Now().UnixNano())
 		live.Stop()
 	}
-	p, err := newPipeline(cfg, srcs, out, stopTS.Load)
+	p, err := newPipeline(cfg, srcs, out, stopTS.Load, liveReorder)
 	if err != nil {
 		live.Close()
 		return Summary{}, err

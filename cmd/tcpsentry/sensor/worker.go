@@ -30,6 +30,8 @@ type Worker struct {
 	det   *detectors.Set
 	out   *detectors.Out
 	stats WorkerStats
+	// reorder is how far before the clock a packet's timestamp may be.
+	reorder int64
 	// endClock returns the capture time the whole input reached, read
 	// once the source ended, so every worker ends at the same time.
 	endClock func() int64
@@ -79,9 +81,11 @@ func (w *Worker) Process(b *ring.Batch) {
 	if b.Clock > 0 {
 		w.flows.Advance(b.Clock)
 	}
-	// Everything this worker emits from now on is due at or after this
-	// (see flowtable.WhenSlack).
-	w.out.Publish(w.flows.Now() - flowtable.WhenSlack)
+	// Everything this worker emits from now on is due at or after this:
+	// expiries not before the table's horizon, packets not more than
+	// w.reorder before the clock. The watermark holds back the
+	// Correlator, so it is also how late an event is published.
+	w.out.Publish(w.flows.Horizon() - w.reorder)
 }
 
 // run processes batches until the source ends, then ends every flow as at
