@@ -3,25 +3,19 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/tcpsentry/tcpsentry/bench/report"
 )
 
 // machine describes where the benchmark ran.
 type machine struct {
-	CPU        string // model name from /proc/cpuinfo
-	Cores      int    // CPUs this process may use
-	Kernel     string // uname -r
-	Go         string
+	report.Host
 	Tcpreplay  string
 	Tcpdump    string
 	SenderCPU  int
@@ -30,21 +24,7 @@ type machine struct {
 }
 
 func readMachine() machine {
-	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now()}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		m.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
+	m := machine{Host: report.Describe(), Date: time.Now()}
 	m.Tcpreplay = firstLine("tcpreplay", "--version")
 	m.Tcpdump = strings.ReplaceAll(firstLines("tcpdump", "--version", 2), "\n", ", ")
 	return m
@@ -93,7 +73,7 @@ func (res *results) report(w io.Writer) {
 	}
 	p("\n")
 	for _, rate := range cfg.Rates {
-		p("| %s | %s |", rateLabel(rate), kpps(res.sentPPS(rate)))
+		p("| %s | %s |", rateLabel(rate), report.Rate(res.sentPPS(rate)))
 		for _, s := range res.Readers {
 			pt := res.Points[s.Key][rate]
 			if pt == nil || len(pt.Runs) == 0 {
@@ -101,7 +81,7 @@ func (res *results) report(w io.Writer) {
 				continue
 			}
 			r := pt.Median()
-			p(" %s | %s |", kpps(r.RxPPS()), dropCell(r.Got.Drops, r.Sent.Packets))
+			p(" %s | %s |", report.Rate(r.RxPPS()), dropCell(r.Got.Drops, r.Sent.Packets))
 		}
 		p("\n")
 	}
@@ -140,7 +120,7 @@ func (res *results) report(w io.Writer) {
 			var all []string
 			for _, c := range cs {
 				if c.Elapsed > 0 {
-					all = append(all, kpps(c.PPS()))
+					all = append(all, report.Rate(c.PPS()))
 				} else {
 					all = append(all, "–")
 				}
@@ -148,7 +128,7 @@ func (res *results) report(w io.Writer) {
 			md := median(cs)
 			mds, ratio := "–", "–"
 			if md > 0 {
-				mds = kpps(md)
+				mds = report.Rate(md)
 			}
 			if base > 0 && md > 0 {
 				ratio = fmt.Sprintf("%.2f×", md/base)
@@ -187,21 +167,7 @@ func median(cs []capacityRun) float64 {
 			v = append(v, c.PPS())
 		}
 	}
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	return v[len(v)/2]
-}
-
-func kpps(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.2fM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1fk", v/1e3)
-	}
-	return fmt.Sprintf("%.0f", v)
+	return report.Median(v)
 }
 
 func dropCell(drops, sent uint64) string {
@@ -305,13 +271,13 @@ func (res *results) goals() []string {
 				verdict = "**not shown by this sender**: both got every packet the sender managed to send, so the ratio is the sender's"
 			}
 		}
-		line := fmt.Sprintf("(%s)/(b) received packets/s at top speed: %s / %s = %.2f× (goal ≥ 1.5×): %s.", c.Key, kpps(rc.RxPPS()), kpps(rb.RxPPS()), ratio, verdict)
+		line := fmt.Sprintf("(%s)/(b) received packets/s at top speed: %s / %s = %.2f× (goal ≥ 1.5×): %s.", c.Key, report.Rate(rc.RxPPS()), report.Rate(rb.RxPPS()), ratio, verdict)
 		if cb, cc := median(res.Capacity[keyAfpacket]), median(res.Capacity[c.Key]); cb > 0 && cc > 0 {
 			v := "**holds**"
 			if cc/cb < 1.5 {
 				v = "**does not hold**"
 			}
-			line += fmt.Sprintf(" Emptying a full ring: %s / %s = %.2f×: %s.", kpps(cc), kpps(cb), cc/cb, v)
+			line += fmt.Sprintf(" Emptying a full ring: %s / %s = %.2f×: %s.", report.Rate(cc), report.Rate(cb), cc/cb, v)
 		}
 		out = append(out, line)
 	}

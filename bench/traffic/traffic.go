@@ -23,14 +23,19 @@ type Options struct {
 	Concurrent  int     // connections open at once (default 1000)
 	IPv6Share   float64 // fraction of IPv6 connections
 	VLANShare   float64 // fraction of 802.1Q-tagged connections
-	Seed        uint64
-	Start       time.Time // capture time of the first packet (default 2026-01-01)
+	// RefusedShare is the fraction of connections whose SYN the server
+	// answers with a RST, each on a port of its own: one
+	// connection_refused event each, for loads of events.
+	RefusedShare float64
+	Seed         uint64
+	Start        time.Time // capture time of the first packet (default 2026-01-01)
 }
 
 // Stats is what Write produced.
 type Stats struct {
 	Packets     int
 	Connections int
+	Refused     int
 }
 
 const mss = 1448
@@ -53,10 +58,14 @@ func Write(w io.Writer, o Options) (Stats, error) {
 	rng := rand.New(rand.NewPCG(o.Seed, 0x7c5))
 	g := &gen{pw: pw, ts: o.Start.UnixNano(), buf: make([]byte, 0, 2048)}
 	active := make([]*conn, 0, o.Concurrent)
-	next := 0
+	next, refused := 0, 0
 	for next < o.Connections || len(active) > 0 {
 		for len(active) < o.Concurrent && next < o.Connections {
-			active = append(active, newConn(next, rng, o))
+			c := newConn(next, rng, o)
+			if c.refused {
+				refused++
+			}
+			active = append(active, c)
 			next++
 		}
 		// One step of a random open connection.
@@ -69,7 +78,7 @@ func Write(w io.Writer, o Options) (Stats, error) {
 			active = active[:len(active)-1]
 		}
 	}
-	return Stats{Packets: g.packets, Connections: o.Connections}, nil
+	return Stats{Packets: g.packets, Connections: o.Connections, Refused: refused}, nil
 }
 
 type conn struct {
@@ -82,6 +91,7 @@ type conn struct {
 	respLeft   int
 	state      int
 	done       bool
+	refused    bool
 }
 
 func newConn(n int, rng *rand.Rand, o Options) *conn {
@@ -100,6 +110,11 @@ func newConn(n int, rng *rand.Rand, o Options) *conn {
 		copy(c.srv[:4], []byte{10, 255, 0, 1})
 	}
 	c.respLeft = 200 + rng.IntN(20000)
+	// (Drawn only when asked for, so that other traffic stays the same.)
+	if o.RefusedShare > 0 && rng.Float64() < o.RefusedShare {
+		c.refused = true
+		c.sport = uint16(1024 + n%50000) // with the client host, a key of its own
+	}
 	return c
 }
 
@@ -113,6 +128,7 @@ type gen struct {
 const (
 	fFIN = 0x01
 	fSYN = 0x02
+	fRST = 0x04
 	fPSH = 0x08
 	fACK = 0x10
 )
@@ -126,6 +142,10 @@ func (g *gen) step(c *conn, rng *rand.Rand) error {
 	case 1:
 		c.state++
 		c.cseq++
+		if c.refused {
+			c.done = true
+			return g.emit(c, false, fRST|fACK, 0, c.cseq, 0)
+		}
 		return g.emit(c, false, fSYN|fACK, c.sseq, c.cseq, 0)
 	case 2:
 		c.state++

@@ -322,8 +322,14 @@ func (p *Publisher) Publish(action string, id, body []byte) {
 	e.id = append(e.id[:0], id...)
 	e.body = append(e.body[:0], body...)
 	p.nwait++
+	// The sender needs a kick only for new work: it sends all that waits
+	// whenever it runs, so more events need none (a kick per event would
+	// cost it a wakeup per event).
+	kick := p.nwait == 1
 	p.mu.Unlock()
-	p.poke()
+	if kick {
+		p.poke()
+	}
 }
 
 // Stats returns the counters so far.
@@ -444,30 +450,18 @@ func (p *Publisher) sendSome(connected bool) (int, error) {
 		}
 		return p.sendCore()
 	}
-	n := 0
+	// The window's events from wsent to before were sent once and failed.
+	n, before, again := 0, p.wn, 0
+	defer func() {
+		if again > 0 {
+			p.mu.Lock()
+			p.stats.Resent += uint64(again)
+			p.mu.Unlock()
+		}
+	}()
 	for connected {
-		if p.wsent == p.wn {
-			if p.wn == len(p.win) {
-				break
-			}
-			p.mu.Lock()
-			if p.nwait == 0 {
-				p.mu.Unlock()
-				break
-			}
-			// Move the entry into the window by swapping slices: no copy.
-			slot := (p.wfirst + p.wn) % len(p.win)
-			w := &p.wait[p.whead]
-			p.win[slot], *w = *w, entry{id: p.win[slot].id[:0], body: p.win[slot].body[:0]}
-			p.whead = (p.whead + 1) % len(p.wait)
-			p.nwait--
-			p.inflight++
-			p.wn++
-			p.mu.Unlock()
-		} else {
-			p.mu.Lock()
-			p.stats.Resent++
-			p.mu.Unlock()
+		if p.wsent == p.wn && (p.wn == len(p.win) || p.take() == 0) {
+			break
 		}
 		slot := (p.wfirst + p.wsent) % len(p.win)
 		e := &p.win[slot]
@@ -480,17 +474,21 @@ func (p *Publisher) sendSome(connected bool) (int, error) {
 			return n, err
 		}
 		p.futs[slot] = f
+		if p.wsent < before {
+			again++
+		}
 		p.wsent++
 		n++
 	}
 	return n, nil
 }
 
-// sendCore moves a window's worth of waiting events under one lock and
-// publishes them as plain messages (no header: without a stream nothing
-// deduplicates). What fails stays in the window, to be sent again.
-func (p *Publisher) sendCore() (int, error) {
+// take moves as many waiting events as the window has room for into it,
+// under one lock, and returns how many. Slices are swapped, not copied:
+// the waiting slot gets the buffers of the event that left the window.
+func (p *Publisher) take() int {
 	p.mu.Lock()
+	n := 0
 	for p.wn < len(p.win) && p.nwait > 0 {
 		slot := (p.wfirst + p.wn) % len(p.win)
 		w := &p.wait[p.whead]
@@ -499,8 +497,17 @@ func (p *Publisher) sendCore() (int, error) {
 		p.nwait--
 		p.inflight++
 		p.wn++
+		n++
 	}
 	p.mu.Unlock()
+	return n
+}
+
+// sendCore moves a window's worth of waiting events under one lock and
+// publishes them as plain messages (no header: without a stream nothing
+// deduplicates). What fails stays in the window, to be sent again.
+func (p *Publisher) sendCore() (int, error) {
+	p.take()
 	n := 0
 	var err error
 	for p.wn > 0 {
@@ -512,58 +519,60 @@ func (p *Publisher) sendCore() (int, error) {
 		p.wn--
 		n++
 	}
-	if n > 0 {
-		p.mu.Lock()
-		p.inflight -= n
-		p.stats.Published += uint64(n)
-		p.healthy = true
-		p.room.Broadcast()
-		p.mu.Unlock()
-	}
+	p.published(n)
 	return n, err
+}
+
+// published counts n events out of the window as delivered, and wakes
+// the Publish calls waiting for room.
+func (p *Publisher) published(n int) {
+	if n == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.inflight -= n
+	p.stats.Published += uint64(n)
+	p.healthy = true
+	p.room.Broadcast()
+	p.mu.Unlock()
 }
 
 // retire waits for the oldest publish in the window (blocking only when
 // block is set and there is nothing else to do) and retires every
 // acknowledged one at the front.
 func (p *Publisher) retire(block bool) (bool, error) {
-	progressed := false
+	n := 0
+	defer func() { p.published(n) }() // once for all the events retired
 	for p.wsent > 0 {
 		f := p.futs[p.wfirst]
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return progressed, err
+			return n > 0, err
 		default:
-			if progressed || !block && p.canSend() {
-				return progressed, nil
+			if n > 0 || !block && p.canSend() {
+				return n > 0, nil
 			}
 			select {
 			case <-f.Ok():
 			case err := <-f.Err():
-				return progressed, err
+				return n > 0, err
 			case <-p.kick:
-				return progressed, nil // new events, a state change or Close
+				return n > 0, nil // new events, a state change or Close
 			case <-p.quit:
-				return progressed, nil
+				return n > 0, nil
 			}
 		}
 		p.futs[p.wfirst] = nil
 		p.wfirst = (p.wfirst + 1) % len(p.win)
 		p.wn--
 		p.wsent--
-		p.mu.Lock()
-		p.inflight--
-		p.stats.Published++
-		p.healthy = true
-		p.room.Signal()
-		p.mu.Unlock()
-		progressed = true
+		n++
 	}
-	if p.wsent == 0 && !progressed && block {
+	if p.wsent == 0 && n == 0 && block {
 		p.idle()
 	}
-	return progressed, nil
+	return n > 0, nil
 }
 
 // canSend reports whether the sender could publish more now.

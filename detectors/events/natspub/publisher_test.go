@@ -12,16 +12,6 @@ import (
 	"github.com/tcpsentry/tcpsentry/detectors/events/natspub"
 )
 
-func startBrokerB(b *testing.B) string {
-	b.Helper()
-	br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(br.Shutdown)
-	return br.ClientURL()
-}
-
 func startBroker(t *testing.T, dir, listen string) *broker.Broker {
 	t.Helper()
 	b, err := broker.Start(broker.Config{Listen: listen, DataDir: dir})
