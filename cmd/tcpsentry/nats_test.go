@@ -448,3 +448,68 @@ func waitConsumer(t *testing.T, url string) {
 	}
 	t.Fatalf("no consumer on the event stream at %s after 10 s", url)
 }
+
+// TestRunNATSWait: with --nats-wait, run captures although no broker
+// answers at start, holds the events, and delivers them once a broker
+// comes up at the URL; without it, an unreachable broker is one line and
+// exit 1.
+func TestRunNATSWait(t *testing.T) {
+	needRoot(t)
+	natsURL := evClosedPort(t)
+	var out, errb bytes.Buffer
+	if code := run([]string{"run", "-i", "lo", "--nats", natsURL}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "is unreachable") || strings.Count(errb.String(), "\n") != 1 {
+		t.Fatalf("without --nats-wait: exit %d, stderr %q; want exit 1 and one line saying unreachable", code, errb.String())
+	}
+
+	p := startRun(t, "-i", "lo", "--workers", "1", "--nats", natsURL, "--nats-wait")
+	const port = 7216
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("port %d accepted a connection: something listens there", port)
+	}
+	// The event waits in the buffer; then a broker comes up at the URL.
+	time.Sleep(500 * time.Millisecond)
+	u, err := url.Parse(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, broker.Config{Listen: u.Host})
+	var msgs []natspub.Message
+	for deadline := time.Now().Add(15 * time.Second); len(msgs) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		msgs, _ = natspub.ReadAll(context.Background(), natspub.Options{URLs: b.ClientURL()})
+	}
+	// The sensor also sees its own client refused at the broker's port
+	// while nothing listened there: events of their own.
+	var bodies []string
+	for _, m := range msgs {
+		bodies = append(bodies, string(m.Data))
+	}
+	var mine, self []string
+	for _, e := range parseEvents(t, []byte(strings.Join(bodies, "\n"))) {
+		switch {
+		case strings.Contains(e, fmt.Sprintf(" -> 127.0.0.1:%d ", port)):
+			mine = append(mine, e)
+		case strings.Contains(e, " -> "+u.Host+" "):
+			self = append(self, e)
+		default:
+			t.Errorf("unexpected event %q", e)
+		}
+	}
+	if len(mine) != 1 || !strings.HasPrefix(mine[0], "connection_refused/no_listener 127.0.0.1:") {
+		t.Fatalf("events about port %d after the broker came up: %q\nrun's stderr:\n%s", port, mine, p.Stderr())
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("run: exit %d after SIGINT:\n%s", code, p.Stderr())
+	}
+	errs := p.Stderr()
+	for _, want := range []string{
+		"tcpsentry: NATS: no server answers yet; capture goes on",
+		"tcpsentry: NATS: connected to " + b.ClientURL() + "; sending ",
+		fmt.Sprintf("  nats      %d published", len(msgs)),
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("run's stderr lacks %q:\n%s", want, errs)
+		}
+	}
+}

@@ -115,6 +115,7 @@ type Publisher struct {
 	closing  bool
 	gaveUp   bool
 	fullLog  bool // the buffer-full line was written for this outage
+	notYet   bool // sender-owned: no connection made yet (Options.Wait)
 	stats    Stats
 
 	kick chan struct{}
@@ -214,17 +215,26 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 		p.cfg.Log(fmt.Sprintf("NATS: disconnected%s; events wait in the buffer (%d held, room for %d), capture goes on", why, held, p.cfg.Buffer))
 		p.poke()
 	})
-	nc.SetReconnectHandler(func(c *nats.Conn) {
-		p.mu.Lock()
-		held, dropped := p.nwait+p.inflight, p.stats.Dropped
-		p.healthy = true
-		p.room.Broadcast()
-		p.mu.Unlock()
-		p.cfg.Log(fmt.Sprintf("NATS: reconnected to %s; sending %d held events (%d dropped so far)", c.ConnectedUrlRedacted(), held, dropped))
-		p.poke()
-	})
+	nc.SetReconnectHandler(func(c *nats.Conn) { p.connected("reconnected to") })
+	if !p.healthy {
+		// Options.Wait let Connect return without a connection; the
+		// sender says when the first one is made.
+		p.notYet = true
+		p.cfg.Log(fmt.Sprintf("NATS: no server answers yet; capture goes on, events wait in the buffer (room for %d) and go out once one does", p.cfg.Buffer))
+	}
 	go p.run()
 	return p, nil
+}
+
+// connected marks the connection healthy and says so.
+func (p *Publisher) connected(how string) {
+	p.mu.Lock()
+	held, dropped := p.nwait+p.inflight, p.stats.Dropped
+	p.healthy = true
+	p.room.Broadcast()
+	p.mu.Unlock()
+	p.cfg.Log(fmt.Sprintf("NATS: %s %s; sending %d held events (%d dropped so far)", how, p.nc.ConnectedUrlRedacted(), held, dropped))
+	p.poke()
 }
 
 // checkToken says whether s can be one token of a subject.
@@ -393,6 +403,10 @@ func (p *Publisher) run() {
 		connected := p.nc.IsConnected()
 		needStream := p.js != nil && !p.streamOK && connected
 		p.mu.Unlock()
+		if p.notYet && connected {
+			p.notYet = false
+			p.connected("connected to")
+		}
 		if needStream {
 			if err := p.ensureStream(); err != nil {
 				lastErr = p.fail(err, lastErr)
