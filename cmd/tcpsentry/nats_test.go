@@ -20,7 +20,6 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/broker"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
@@ -393,7 +392,7 @@ func TestRunEventsFollow(t *testing.T) {
 	ev := evStart(t, "--follow", "--json", "--nats", url)
 	// The reader is ready once its consumer exists on the server; a refused
 	// connection made before would not be "new" to it.
-	waitConsumer(t, url)
+	evWaitConsumer(t, url, ev)
 
 	const port = 7212
 	sent := time.Now()
@@ -426,27 +425,6 @@ func TestRunEventsFollow(t *testing.T) {
 	if len(msgs) != 1 || string(msgs[0].Data) != line {
 		t.Fatalf("stream holds %d events; want the one printed:\n%s", len(msgs), line)
 	}
-}
-
-// waitConsumer waits until the event stream at url has a consumer.
-func waitConsumer(t *testing.T, url string) {
-	t.Helper()
-	nc, err := natspub.Connect(natspub.Options{URLs: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		s, err := js.Stream(context.Background(), natspub.StreamName)
-		if err == nil && s.CachedInfo().State.Consumers > 0 {
-			return
-		}
-	}
-	t.Fatalf("no consumer on the event stream at %s after 10 s", url)
 }
 
 // TestRunNATSWait: with --nats-wait, run captures although no broker
