@@ -464,10 +464,15 @@ func TestReplayCloseSourcesStopsReader(t *testing.T) {
 	for _, s := range srcs {
 		s.Close()
 	}
-	goroutinesSettle(t, base)
-	if !rp.Stats().Done {
-		t.Error("reader not done")
+	// Wait for the reader itself: the goroutine count alone can reach
+	// base early when goroutines of an earlier test end meanwhile.
+	for deadline := time.Now().Add(10 * time.Second); !rp.Stats().Done && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
+	if !rp.Stats().Done {
+		t.Error("reader not done 10 s after every source closed")
+	}
+	goroutinesSettle(t, base)
 	rp.Close()
 }
 
