@@ -264,10 +264,17 @@ func (c *Correlator) synFact(f *Fact) {
 		ck.refAt, ck.refVal = f.At, f.TSval
 		return
 	}
-	c.regressed[f.FlowID%regressedSize] = struct {
-		flow uint64
-		at   int64
-	}{f.FlowID, f.At}
+	set := &c.regressed[f.FlowID%regressedSize]
+	w := 0
+	for i := range set {
+		if set[i].flow == f.FlowID || set[i].at < set[w].at {
+			w = i
+			if set[i].flow == f.FlowID {
+				break
+			}
+		}
+	}
+	set[w].flow, set[w].at = f.FlowID, f.At
 	e := &c.agg
 	*e = Event{Type: TypeTSRegression, Cause: CauseNATTimestamps, Severity: SeverityNotice, Family: f.Family,
 		Count: 1, NVLAN: f.NVLAN, VLAN: f.VLAN, Client: f.Client, Server: f.Server, FlowID: f.FlowID, At: f.At}
@@ -280,5 +287,13 @@ func (c *Correlator) synFact(f *Fact) {
 }
 
 func (c *Correlator) wasRegressed(flow uint64) bool {
-	return c.regressed[flow%regressedSize].flow == flow && flow != 0
+	if flow == 0 {
+		return false
+	}
+	for _, r := range c.regressed[flow%regressedSize] {
+		if r.flow == flow {
+			return true
+		}
+	}
+	return false
 }

@@ -35,8 +35,11 @@ type Correlator struct {
 	folds   *aggTable[foldKey, fold]
 	foldQ   minHeap[foldRef]
 	// regressed: flows whose SYN ts_regression flagged, for the cause of
-	// their syn_unanswered (which follows within seconds).
-	regressed [regressedSize]struct {
+	// their syn_unanswered (which follows within seconds). Sets of
+	// regressedWays by flow id, the oldest giving way: one slot per id
+	// lost a flagged flow to another flagged within the same seconds
+	// (4 of 100 in a generated capture with 15 a second).
+	regressed [regressedSize][regressedWays]struct {
 		flow uint64
 		at   int64
 	}
@@ -52,11 +55,22 @@ type Correlator struct {
 
 const (
 	regressedSize = 4096
+	regressedWays = 4
 	queueMax      = 1 << 16 // items waiting for the watermark
 )
 
-// CorrelatorSize bounds the cross-connection tables (entries each).
+// CorrelatorSize bounds the cross-connection tables of server ports and
+// fold windows (entries each).
 const CorrelatorSize = 1 << 14
+
+// ClockTableSize bounds the TCP clocks table, one entry per (source,
+// destination) pair that sent a SYN with a timestamp. A pair is only
+// judged while its entry lasts, and a busy link brings a new pair with
+// nearly every connection: at 16,384 entries a generated capture of
+// 7,600 connections/s lost the clocks of sources that connected once a
+// second (bench/workload). Chunks are allocated as they fill, up to
+// about 23 MB.
+const ClockTableSize = 1 << 18
 
 // NewCorrelator returns a correlator for workers workers; emit receives
 // each outgoing event (the pointer is valid for the call).
@@ -72,7 +86,7 @@ func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
 		c.wm[i] = math.MinInt64
 	}
 	c.servers = newAggTable[endpointKey, serverState](CorrelatorSize, nil)
-	c.clocks = newAggTable[pairKey, tsClock](CorrelatorSize, nil)
+	c.clocks = newAggTable[pairKey, tsClock](ClockTableSize, nil)
 	c.folds = newAggTable[foldKey, fold](CorrelatorSize, func(k *foldKey, f *fold) { c.closeFold(f) })
 	return c
 }
