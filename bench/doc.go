@@ -1,5 +1,8 @@
 // Package bench measures tcpsentry: BenchmarkReplay runs the whole replay
 // pipeline over recorded traffic from memory. Sub-packages hold the
-// traffic generator (traffic) and the lab of real kernel TCP stacks in
-// network namespaces (netlab).
+// traffic generators (workload, with ground truth and the command gen;
+// traffic, the plain one), the lab of real kernel TCP stacks in network
+// namespaces (netlab), the references and peer tools measured in the same
+// run (refs, peers), charts (plot), and the benchmark commands (events,
+// live).
 package bench
