@@ -26,16 +26,11 @@ type pkt struct {
 	seq   uint32
 	ack   uint32
 	n     uint32 // payload bytes on the wire
-	tsval uint32 // used when tsSet; else the sender's clock at t
-	win   uint16 // 0: the flow's window (SYNs: 64240)
 	flags uint8
-	bits  uint8 // fromServer, tsSet
+	bits  uint8 // fromServer
 }
 
-const (
-	fromServer = 1 << iota
-	tsSet
-)
+const fromServer = 1
 
 // TCP flags.
 const (
@@ -73,9 +68,6 @@ func frame(b []byte, p *pkt, snap int) ([]byte, int) {
 		myOff, peerOff = peerOff, myOff
 		win = f.swin
 	}
-	if p.win != 0 {
-		win = p.win
-	}
 	syn := p.flags&fSYN != 0
 	if syn {
 		win = 64240
@@ -95,11 +87,7 @@ func frame(b []byte, p *pkt, snap int) ([]byte, int) {
 		no, tsAt = 12, 4
 	}
 	if tsAt != 0 {
-		ts := p.tsval
-		if p.bits&tsSet == 0 {
-			ts = tsNow(myOff, p.t)
-		}
-		binary.BigEndian.PutUint32(opts[tsAt:], ts)
+		binary.BigEndian.PutUint32(opts[tsAt:], tsNow(myOff, p.t))
 		if p.flags&fACK != 0 { // echo what the peer sent about a ms ago
 			binary.BigEndian.PutUint32(opts[tsAt+4:], tsNow(peerOff, p.t-1e6))
 		}
