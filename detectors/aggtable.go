@@ -12,12 +12,12 @@ import (
 // window gives way (and is reported through the drop callback, so
 // nothing leaves silently).
 type aggTable[K aggKey, V any] struct {
-	// chunks of aggChunk slots, allocated when first written: the bound
-	// is fixed at start, the memory follows the keys in use.
-	chunks [][]aggSlot[K, V]
-	mask   uint64
-	seed   uint64
-	drop   func(*K, *V) // called before an entry gives way; may be nil
+	// slots are allocated at start, all of them: an allocation later,
+	// however rare, would make the replay's garbage collector run.
+	slots []aggSlot[K, V]
+	mask  uint64
+	seed  uint64
+	drop  func(*K, *V) // called before an entry gives way; may be nil
 	// Evicted counts entries that gave way to new keys.
 	Evicted uint64
 }
@@ -49,32 +49,17 @@ type aggSlot[K aggKey, V any] struct {
 	val  V
 }
 
-const (
-	aggProbe = 16
-	aggChunk = 256
-)
+const aggProbe = 16
 
-// slot returns slot i, allocating its chunk when alloc is set; nil when
-// the chunk was never written.
-func (t *aggTable[K, V]) slot(i uint64, alloc bool) *aggSlot[K, V] {
-	i &= t.mask
-	c := t.chunks[i/aggChunk]
-	if c == nil {
-		if !alloc {
-			return nil
-		}
-		c = make([]aggSlot[K, V], aggChunk)
-		t.chunks[i/aggChunk] = c
-	}
-	return &c[i%aggChunk]
-}
+// slot returns slot i (modulo the table's size).
+func (t *aggTable[K, V]) slot(i uint64) *aggSlot[K, V] { return &t.slots[i&t.mask] }
 
 func newAggTable[K aggKey, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
 	n := 64
 	for n < size {
 		n <<= 1
 	}
-	t := &aggTable[K, V]{chunks: make([][]aggSlot[K, V], (n+aggChunk-1)/aggChunk), mask: uint64(n - 1), drop: drop}
+	t := &aggTable[K, V]{slots: make([]aggSlot[K, V], n), mask: uint64(n - 1), drop: drop}
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // seeded: addresses are chosen by whoever sends packets
 	t.seed = binary.LittleEndian.Uint64(b[:]) | 1
@@ -88,10 +73,10 @@ func (t *aggTable[K, V]) get(k K, now int64) (v *V, created bool) {
 	i := t.hash(&k) & t.mask
 	var free, oldest *aggSlot[K, V]
 	for j := uint64(0); j < aggProbe; j++ {
-		s := t.slot(i+j, false)
-		if s == nil || !s.used {
+		s := t.slot(i + j)
+		if !s.used {
 			if free == nil {
-				free = t.slot(i+j, true)
+				free = s
 			}
 			continue
 		}
@@ -119,7 +104,7 @@ func (t *aggTable[K, V]) get(k K, now int64) (v *V, created bool) {
 func (t *aggTable[K, V]) lookup(k K) *V {
 	i := t.hash(&k) & t.mask
 	for j := uint64(0); j < aggProbe; j++ {
-		if s := t.slot(i+j, false); s != nil && s.used && s.key == k {
+		if s := t.slot(i + j); s.used && s.key == k {
 			return &s.val
 		}
 	}
@@ -130,7 +115,7 @@ func (t *aggTable[K, V]) lookup(k K) *V {
 func (t *aggTable[K, V]) remove(k K) {
 	i := t.hash(&k) & t.mask
 	for j := uint64(0); j < aggProbe; j++ {
-		if s := t.slot(i+j, false); s != nil && s.used && s.key == k {
+		if s := t.slot(i + j); s.used && s.key == k {
 			var zero V
 			s.used, s.val = false, zero
 			return

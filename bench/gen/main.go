@@ -41,6 +41,8 @@ func run(args []string) error {
 	fs.Float64Var(&o.VLANShare, "vlan", o.VLANShare, "share of connections tagged 802.1Q")
 	fs.Float64Var(&o.LossRate, "loss", o.LossRate, "chance that a data segment is lost after the sensor (and sent again)")
 	fs.IntVar(&o.Exchanges, "exchanges", o.Exchanges, "request/response exchanges per connection: 1 to this many")
+	fs.IntVar(&o.MaxResponse, "max-response", o.MaxResponse, "largest response in bytes (the mix is cut there)")
+	fs.DurationVar(&o.ThinkMax, "think-max", o.ThinkMax, "longest pause of a client between a response and its next move (long: many idle keep-alive connections open at once)")
 	fs.Float64Var(&o.AnomalyRate, "anomaly-rate", o.AnomalyRate, "instances of each anomaly kind per ordinary connection")
 	kinds := fs.String("kinds", "all", "anomaly kinds, comma-separated: "+strings.Join(kindNames(), ","))
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "random seed (the same seed writes the same file)")
@@ -83,7 +85,7 @@ func run(args []string) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "gen: wrote %s: %d packets (%.1f MB on the wire), %d connections (%d open at most), %d flows, %.1f s of traffic\n",
+	fmt.Fprintf(os.Stderr, "gen: wrote %s: %d packets (%.1f MB on the wire), %d connections (at most %d flows open at once), %d flows, %.1f s of traffic\n",
 		*out, st.Packets, float64(st.Bytes)/1e6, st.Connections, st.MaxOpen, st.Flows, float64(st.Last-st.First)/1e9)
 	fmt.Fprintf(os.Stderr, "gen: wrote %s: %d events expected\n", *truth, len(st.Truth))
 	return nil

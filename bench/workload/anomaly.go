@@ -271,6 +271,7 @@ func (in *inst) build(kind Kind, t int64) {
 			f2.ctsOff -= 10000 // another host's clock, behind
 		}
 		k2 := &tcb{f: &f2, cseq: old.cseq - 100000 - uint32(rng.IntN(1e6)), sseq: rng.Uint32()}
+		in.g.st.Flows++ // the same 4-tuple, a new connection
 		t += 300e6
 		syn := *in.ph.c(k2, t, fSYN, 0)
 		t += in.pt.srv

@@ -166,6 +166,9 @@ func logUniform(rng *rand.Rand, lo, hi float64) float64 {
 	return math.Exp(math.Log(lo) + rng.Float64()*(math.Log(hi)-math.Log(lo)))
 }
 
+// maxResponse is the largest response of the mix.
+const maxResponse = 1_000_000
+
 // responseSize draws an HTTP-like response size: mostly small objects,
 // a quarter mid-sized, one in twenty large (up to 1 MB).
 func responseSize(rng *rand.Rand) int {
@@ -175,7 +178,7 @@ func responseSize(rng *rand.Rand) int {
 	case x < 0.95:
 		return int(logUniform(rng, 2000, 64000))
 	}
-	return int(logUniform(rng, 64000, 1_000_000))
+	return int(logUniform(rng, 64000, maxResponse))
 }
 
 // requestSize draws a request size: one segment mostly, an upload now
@@ -213,6 +216,8 @@ type baseConn struct {
 	close     int
 	stage     int   // 0: not opened, 1: open, 2: closed
 	at        int64 // when the next phase starts
+	maxResp   int   // Options.MaxResponse
+	think     int64 // Options.ThinkMax, ns
 }
 
 // next returns the connection's next phase, or nil when it is done.
@@ -270,8 +275,8 @@ func (bc *baseConn) exchange(ph *phase, t int64, rng *rand.Rand) int64 {
 		t = ph.transfer(k, false, req, t, pt, rng)
 	}
 	t += pt.srv + int64(logUniform(rng, 50e3, 20e6)) // the server's work
-	t = ph.transfer(k, true, responseSize(rng), t, pt, rng)
+	t = ph.transfer(k, true, min(responseSize(rng), bc.maxResp), t, pt, rng)
 	// The client's next move comes after the last ACK of the response
 	// and some thinking: the next request, or the close.
-	return t + pt.rtt + int64(logUniform(rng, 1e6, 2e9))
+	return t + pt.rtt + int64(logUniform(rng, 1e6, float64(bc.think)))
 }

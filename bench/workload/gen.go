@@ -38,6 +38,13 @@ type Options struct {
 	// Exchanges: each connection makes 1 to Exchanges request/response
 	// exchanges (keep-alive).
 	Exchanges int
+	// MaxResponse caps response sizes (bytes; 0: 1,000,000, the mix's
+	// largest). ThinkMax is the longest pause of a client between a
+	// response and its next request or its close (0: 2 s): long pauses
+	// make many connections open at once from few packets, as idle
+	// keep-alive clients do. Both leave the random draws as they are.
+	MaxResponse int
+	ThinkMax    time.Duration
 	// AnomalyRate is the number of instances of each anomaly kind per
 	// ordinary connection (0.001: one each per thousand connections).
 	AnomalyRate float64
@@ -58,6 +65,8 @@ func DefaultOptions() Options {
 		VLANShare:   0.1,
 		LossRate:    0.002,
 		Exchanges:   4,
+		MaxResponse: maxResponse,
+		ThinkMax:    2 * time.Second,
 		AnomalyRate: 0.001,
 		Seed:        1,
 		Snaplen:     128,
@@ -78,6 +87,10 @@ func (o *Options) check() error {
 		return errors.New("loss rate must be within [0, 0.5]")
 	case o.Exchanges < 1:
 		return errors.New("exchanges must be ≥ 1")
+	case o.MaxResponse < 1 || o.MaxResponse > maxResponse:
+		return fmt.Errorf("max response must be within [1, %d] bytes", maxResponse)
+	case o.ThinkMax < time.Millisecond || o.ThinkMax > time.Hour:
+		return errors.New("think time must be within [1ms, 1h]")
 	case o.AnomalyRate < 0 || math.IsNaN(o.AnomalyRate) || o.AnomalyRate*float64(o.Connections) > 1e7:
 		return errors.New("anomaly rate must be ≥ 0 and give at most 10 million instances")
 	case o.Snaplen != 0 && (o.Snaplen < 96 || o.Snaplen > 65535):
@@ -98,9 +111,11 @@ type Stats struct {
 	Packets     int
 	Bytes       int64 // on the wire
 	Connections int   // ordinary connections
-	Flows       int   // 4-tuples with a SYN: ordinary connections and the anomalies'
+	Flows       int   // connections opened by a SYN: ordinary connections and the anomalies'
 	Instances   [NumKinds]int
-	MaxOpen     int   // most slots busy at once (concurrent connections)
+	// MaxOpen is the most flows open at once: from a flow's first packet
+	// to its last, as a sensor's table holds them (before its timeouts).
+	MaxOpen     int
 	First, Last int64 // capture times, ns
 	Truth       []Truth
 }
@@ -111,6 +126,12 @@ type Stats struct {
 func Write(w io.Writer, o Options) (Stats, error) {
 	if o.Snaplen == 0 {
 		o.Snaplen = 128
+	}
+	if o.MaxResponse == 0 {
+		o.MaxResponse = maxResponse
+	}
+	if o.ThinkMax == 0 {
+		o.ThinkMax = 2 * time.Second
 	}
 	if err := o.check(); err != nil {
 		return Stats{}, fmt.Errorf("workload: %w", err)
@@ -184,6 +205,7 @@ type script struct {
 	i    int
 	bc   *baseConn
 	id   uint64
+	open bool // its first packet is written
 }
 
 type scripts []*script
@@ -221,6 +243,11 @@ func (g *gen) run() error {
 		p := &s.pkts[s.i]
 		if err := g.write(p); err != nil {
 			return err
+		}
+		if !s.open {
+			s.open = true
+			g.open++
+			g.st.MaxOpen = max(g.st.MaxOpen, g.open)
 		}
 		s.i++
 		if s.i < len(s.pkts) {
@@ -272,8 +299,6 @@ func (g *gen) startNext(t int64) bool {
 		g.st.Truth = append(g.st.Truth, in.truth...)
 	}
 	heap.Push(&g.q, s)
-	g.open++
-	g.st.MaxOpen = max(g.st.MaxOpen, g.open)
 	return true
 }
 
@@ -324,6 +349,8 @@ func (g *gen) newBase(t int64) *baseConn {
 		pt:        newPath(rng, g.o.LossRate),
 		exchanges: 1 + rng.IntN(g.o.Exchanges),
 		at:        t,
+		maxResp:   g.o.MaxResponse,
+		think:     int64(g.o.ThinkMax),
 	}
 	switch x := rng.IntN(100); {
 	case x < 58:

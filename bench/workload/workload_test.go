@@ -20,7 +20,7 @@ func small() Options {
 
 // replay runs the capture through tcpsentry's whole pipeline and returns
 // its events.
-func replay(t *testing.T, data []byte, workers int) []Truth {
+func replay(t *testing.T, data []byte, st Stats, workers int) []Truth {
 	t.Helper()
 	var out bytes.Buffer
 	sum, err := sensor.Replay(context.Background(), bytes.NewReader(data), sensor.Config{Workers: workers, Flows: 200_000}, &out)
@@ -29,6 +29,9 @@ func replay(t *testing.T, data []byte, workers int) []Truth {
 	}
 	if sum.DecodeFailures() != 0 || sum.OptMalformed != 0 || sum.EventsLost != 0 {
 		t.Errorf("drops %v, malformed options %d, events lost %d", sum.Drops, sum.OptMalformed, sum.EventsLost)
+	}
+	if sum.Packets != uint64(st.Packets) || sum.Flows.Created != uint64(st.Flows) {
+		t.Errorf("replay saw %d packets and %d flows; the generator wrote %d and %d", sum.Packets, sum.Flows.Created, st.Packets, st.Flows)
 	}
 	ev, err := ParseEvents(&out)
 	if err != nil {
@@ -57,7 +60,7 @@ func TestGroundTruth(t *testing.T) {
 		t.Logf("format %d: %d packets, %d flows, %d truth events, max open %d, span %.1f s",
 			format, st.Packets, st.Flows, len(st.Truth), st.MaxOpen, float64(st.Last-st.First)/1e9)
 		for _, workers := range []int{1, 2} {
-			got := replay(t, buf.Bytes(), workers)
+			got := replay(t, buf.Bytes(), st, workers)
 			if workers == 1 && format == PCAP {
 				for _, q := range Score(st.Truth, got) {
 					t.Logf("%-28s truth %3d reported %3d matched %3d", q.Type, q.Truth, q.Reported, q.Matched)

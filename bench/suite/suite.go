@@ -1,0 +1,403 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tcpsentry/tcpsentry/bench/peers"
+	"github.com/tcpsentry/tcpsentry/bench/report"
+	"github.com/tcpsentry/tcpsentry/bench/workload"
+)
+
+// config is one run of the suite.
+type config struct {
+	Levels   []int // concurrent flows of the sweep
+	Workers  []int
+	Repeat   int   // replays per case; the median is reported
+	PeerMax  int   // peers run on captures of at most this many packets
+	MemSize  int64 // the pointer chase's array
+	MemSteps int
+	Flat     int // the RSS-flatness capture is this many times longer
+	Profile  bool
+
+	// Standard is the realistic capture: the cache-resident case, the
+	// peers' file, the detection check.
+	Standard workload.Options
+	// Sweep gives the capture of one concurrency level: many keep-alive
+	// clients, mostly idle, so that a million flows are open at once
+	// in a capture that fits in memory.
+	Sweep func(level int) workload.Options
+}
+
+func defaultConfig() config {
+	std := workload.DefaultOptions()
+	std.Connections = 130_000 // about 10 million packets
+	return config{
+		Levels:   []int{10_000, 100_000, 1_000_000},
+		Workers:  []int{1, 2},
+		Repeat:   3,
+		PeerMax:  12_000_000,
+		MemSize:  1 << 30,
+		MemSteps: 20_000_000,
+		Flat:     10,
+		Standard: std,
+		Sweep:    sweepOptions,
+	}
+}
+
+// sweepOptions: twice as many connections as slots (so that the slots
+// stay busy: at most about level flows open at once), at least 200,000;
+// 1-2 exchanges of small responses with pauses of up to 30 s between them.
+func sweepOptions(level int) workload.Options {
+	o := workload.DefaultOptions()
+	o.Concurrent = level
+	o.Connections = max(2*level, 200_000)
+	o.Exchanges = 2
+	o.MaxResponse = 2000
+	o.ThinkMax = 30 * time.Second
+	return o
+}
+
+// quickConfig is the smoke run: small captures, few steps.
+func quickConfig() config {
+	c := defaultConfig()
+	c.Levels = []int{1000, 5000}
+	c.Repeat = 1
+	c.MemSize, c.MemSteps = 64<<20, 1_000_000
+	c.Flat = 3
+	c.Standard.Connections, c.Standard.Concurrent = 3000, 1000
+	c.Sweep = func(level int) workload.Options {
+		o := sweepOptions(level)
+		o.Connections = 2 * level
+		return o
+	}
+	return c
+}
+
+// results is everything a run measured; it is also written as JSON.
+type results struct {
+	Date     time.Time
+	Host     report.Host
+	Args     []string
+	Tools    map[string]string // version, or why it is missing
+	Memref   memrefResult
+	Standard *fileResult
+	Sweep    []*fileResult
+	Flat     []flatRun
+	Live     *liveResults `json:",omitempty"`
+	LiveSkip string       `json:",omitempty"`
+}
+
+// MemNs is the memory wall: the median dependent random access.
+func (r *results) MemNs() float64 { return report.Median(r.Memref.Rounds) }
+
+// fileResult is one capture and everything run on it.
+type fileResult struct {
+	Name     string
+	Level    int // concurrent flows asked for
+	Options  workload.Options
+	Gen      workload.Stats
+	Size     int64 // file bytes
+	Replays  map[int][]caseRun
+	Gopacket *gopacketResult
+	Peers    []peers.Result
+	PeerSkip string            `json:",omitempty"` // why the peers did not run
+	PeerErrs map[string]string `json:",omitempty"`
+	Stages   []stage           // CPU by stage of a profiled 1-worker replay
+	Profile  string            `json:",omitempty"` // the top of that profile
+}
+
+// caseRun is one replay with what the child cost and how well it did.
+type caseRun struct {
+	replayResult
+	Child   childRun
+	Quality []workload.Quality
+	Missing []workload.Truth `json:",omitempty"`
+	Extra   []workload.Truth `json:",omitempty"`
+}
+
+// Median is the run with the median packets/s of workers w.
+func (f *fileResult) Median(w int) (caseRun, bool) {
+	rs := slices.Clone(f.Replays[w])
+	if len(rs) == 0 {
+		return caseRun{}, false
+	}
+	slices.SortFunc(rs, func(a, b caseRun) int {
+		switch {
+		case a.PPS() < b.PPS():
+			return -1
+		case a.PPS() > b.PPS():
+			return 1
+		}
+		return 0
+	})
+	return rs[len(rs)/2], true
+}
+
+// Perfect reports whether every replay of the file found exactly the
+// truth.
+func (f *fileResult) Perfect() bool {
+	for _, rs := range f.Replays {
+		for _, r := range rs {
+			if len(r.Missing) > 0 || len(r.Extra) > 0 {
+				return false
+			}
+		}
+	}
+	return len(f.Replays) > 0
+}
+
+// flatRun is a streamed replay of the RSS-flatness check.
+type flatRun struct {
+	Times int // the capture is this many times the sweep's first level's
+	Gen   workload.Stats
+	replayResult
+	Child childRun
+}
+
+// suite runs the benchmark.
+type suite struct {
+	cfg  config
+	run  runner
+	work string // scratch directory for the captures
+	res  *results
+}
+
+func (s *suite) all(ctx context.Context) error {
+	s.res.Host = report.Describe()
+	s.res.Tools = map[string]string{}
+	for _, t := range []string{"tshark", "tcpdump", "tcptrace"} {
+		if ok, why := peers.Available(t); !ok {
+			s.res.Tools[t] = why
+		}
+	}
+	s.run.logf("memory wall: pointer chase over %d MiB, %d steps", s.cfg.MemSize>>20, s.cfg.MemSteps)
+	if _, err := s.run.child(ctx, &s.res.Memref, nil, "memref",
+		"-size", strconv.FormatInt(s.cfg.MemSize, 10), "-steps", strconv.Itoa(s.cfg.MemSteps), "-rounds", "3"); err != nil {
+		return err
+	}
+	s.run.logf("memory wall: %.0f ns per access", s.res.MemNs())
+
+	std := &fileResult{Name: "standard", Level: s.cfg.Standard.Concurrent, Options: s.cfg.Standard}
+	if err := s.file(ctx, std, true); err != nil {
+		return err
+	}
+	s.res.Standard = std
+	for i, lvl := range s.cfg.Levels {
+		f := &fileResult{Name: fmt.Sprintf("sweep-%s", levelName(lvl)), Level: lvl, Options: s.cfg.Sweep(lvl)}
+		// The profile of the largest level shows the memory wall.
+		if err := s.file(ctx, f, i == len(s.cfg.Levels)-1); err != nil {
+			return err
+		}
+		s.res.Sweep = append(s.res.Sweep, f)
+	}
+	if len(s.cfg.Levels) > 0 && s.cfg.Flat > 1 {
+		if err := s.flat(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// file generates one capture and runs everything on it.
+func (s *suite) file(ctx context.Context, f *fileResult, profile bool) error {
+	name := filepath.Join(s.work, f.Name+".pcap")
+	s.run.logf("%s: generating %d connections, %d concurrent", f.Name, f.Options.Connections, f.Options.Concurrent)
+	st, err := generate(name, f.Options)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(name)
+	truth := st.Truth
+	st.Truth = nil
+	f.Gen = st
+	if fi, err := os.Stat(name); err == nil {
+		f.Size = fi.Size()
+	}
+	s.run.logf("%s: %d packets, %d MB, at most %d flows open at once", f.Name, st.Packets, f.Size>>20, st.MaxOpen)
+	flows := max(2*st.MaxOpen, 100_000)
+	f.Replays = map[int][]caseRun{}
+	events := filepath.Join(s.work, f.Name+".events.jsonl")
+	defer os.Remove(events)
+	for _, w := range s.cfg.Workers {
+		for i := range s.cfg.Repeat {
+			var r caseRun
+			cr, err := s.run.child(ctx, &r.replayResult, nil, "replay", "-file", name, "-inmem",
+				"-workers", strconv.Itoa(w), "-flows", strconv.Itoa(flows), "-events", events)
+			if err != nil {
+				return err
+			}
+			r.Child = cr
+			if err := r.score(events, truth); err != nil {
+				return err
+			}
+			s.run.logf("%s: %d worker(s), run %d: %.2fM packets/s, %.0f ns/packet, %d events (%d missing, %d unexpected)",
+				f.Name, w, i+1, r.PPS()/1e6, r.NsPerPacket(), r.Events, len(r.Missing), len(r.Extra))
+			f.Replays[w] = append(f.Replays[w], r)
+		}
+	}
+	var g gopacketResult
+	if _, err := s.run.child(ctx, &g, nil, "gopacket", "-file", name); err != nil {
+		return err
+	}
+	f.Gopacket = &g
+	s.run.logf("%s: gopacket decode + map: %.2fM packets/s", f.Name, g.PPS/1e6)
+	if profile || s.cfg.Profile {
+		if err := s.profile(ctx, f, name, flows); err != nil {
+			return err
+		}
+	}
+	if st.Packets > s.cfg.PeerMax {
+		f.PeerSkip = fmt.Sprintf("%d packets is more than -peer-max %d (tshark reads about 100k packets/s and holds every conversation in memory)", st.Packets, s.cfg.PeerMax)
+		return nil
+	}
+	f.PeerErrs = map[string]string{}
+	for _, tool := range []string{"tcpdump", "tcptrace", "tshark"} {
+		if ok, _ := peers.Available(tool); !ok {
+			continue
+		}
+		s.run.logf("%s: %s", f.Name, tool)
+		var res peers.Result
+		var err error
+		switch tool {
+		case "tshark":
+			res, err = peers.Tshark(ctx, name)
+		case "tcpdump":
+			res, err = peers.Tcpdump(ctx, name)
+		case "tcptrace":
+			res, err = peers.Tcptrace(ctx, name)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			f.PeerErrs[tool] = err.Error()
+			continue
+		}
+		res.Command = strings.ReplaceAll(res.Command, name, filepath.Base(name))
+		if s.res.Tools[tool] == "" {
+			s.res.Tools[tool] = res.Version
+		}
+		f.Peers = append(f.Peers, res)
+		s.run.logf("%s: %s: %.2fM packets/s", f.Name, tool, float64(st.Packets)/res.Took.Seconds()/1e6)
+	}
+	return nil
+}
+
+// score reads the events a replay wrote and compares them with the truth.
+func (r *caseRun) score(events string, truth []workload.Truth) error {
+	fh, err := os.Open(events)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	got, err := workload.ParseEvents(bufio.NewReader(fh))
+	if err != nil {
+		return fmt.Errorf("%s: %w", events, err)
+	}
+	r.Quality = workload.Score(truth, got)
+	r.Missing, r.Extra = workload.Diff(truth, got)
+	return nil
+}
+
+// profile replays once more with one worker under the CPU profiler and
+// splits the samples by stage.
+func (s *suite) profile(ctx context.Context, f *fileResult, name string, flows int) error {
+	prof := filepath.Join(s.work, f.Name+".cpu.pprof")
+	defer os.Remove(prof)
+	var r replayResult
+	if _, err := s.run.child(ctx, &r, nil, "replay", "-file", name, "-inmem", "-workers", "1",
+		"-flows", strconv.Itoa(flows), "-cpuprofile", prof); err != nil {
+		return err
+	}
+	top, err := pprofTop(ctx, prof)
+	if err != nil {
+		return err
+	}
+	f.Stages = stages(top, r.Packets)
+	f.Profile = topLines(top, 25)
+	return nil
+}
+
+// flat replays the sweep's first level streamed from the generator, as
+// it is and Flat times longer, with one worker: peak RSS must not grow
+// with the length, and the difference in allocations and GC cycles is
+// what the extra packets cost.
+func (s *suite) flat(ctx context.Context) error {
+	for _, times := range []int{1, s.cfg.Flat} {
+		o := s.cfg.Sweep(s.cfg.Levels[0])
+		o.Connections *= times
+		fr := flatRun{Times: times}
+		s.run.logf("flatness: %d× (%d connections), streamed", times, o.Connections)
+		flows := max(2*o.Concurrent, 100_000)
+		cr, err := s.run.child(ctx, &fr.replayResult, func(w io.Writer) error {
+			st, err := workload.Write(w, o)
+			st.Truth = nil
+			fr.Gen = st
+			return err
+		}, "replay", "-file", "-", "-workers", "1", "-flows", strconv.Itoa(flows))
+		if err != nil {
+			return err
+		}
+		fr.Child = cr
+		s.res.Flat = append(s.res.Flat, fr)
+		s.run.logf("flatness: %d×: %d packets, peak RSS %d MB", times, fr.Packets, fr.RSSPeak>>20)
+	}
+	return nil
+}
+
+// generate writes a capture and returns what it holds.
+func generate(name string, o workload.Options) (workload.Stats, error) {
+	fh, err := os.Create(name)
+	if err != nil {
+		return workload.Stats{}, err
+	}
+	bw := bufio.NewWriterSize(fh, 1<<20)
+	st, err := workload.Write(bw, o)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return st, err
+}
+
+// pprofTop is `go tool pprof -top` of a profile, every function.
+func pprofTop(ctx context.Context, prof string) (string, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", errors.New("the profile needs the go command (go tool pprof): " + err.Error())
+	}
+	out, err := exec.CommandContext(ctx, gobin, "tool", "pprof", "-top", "-nodecount=100000", prof).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("go tool pprof: %v: %s", err, lastLine(string(ee.Stderr)))
+		}
+		return "", fmt.Errorf("go tool pprof: %w", err)
+	}
+	return string(out), nil
+}
+
+func levelName(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return strconv.Itoa(n)
+}
