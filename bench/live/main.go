@@ -7,7 +7,10 @@
 // the other. It prints a Markdown table of received packets/s and kernel
 // drops, and checks the issue's goals.
 //
-//	go run ./bench/live [-rates 50k,100k,200k,400k,top] [-duration 3s] [-repeat 3] [-workers 1,2] [-out bench/results] [-quick]
+//	go run ./bench/live [-rates 50k,100k,200k,400k,top] [-duration 3s] [-repeat 3] [-workers 1,2] [-out bench/results] [-json FILE] [-quick]
+//
+// With -json it also writes the results as JSON for other programs (the
+// shape is described at jsonResults).
 //
 // It needs root, tcpreplay, tcpdump, ip and taskset. Everything it
 // creates (the namespace, its veth pair, a temporary pcap) is removed at
@@ -49,6 +52,7 @@ func mainErr(ctx context.Context, args []string) error {
 	repeat := fs.Int("repeat", 3, "runs per point (the median is reported)")
 	workers := fs.String("workers", "1,2", "worker counts of tcpsentry's readers")
 	out := fs.String("out", "", "also write the table to DIR/live-<date>.md")
+	jsonOut := fs.String("json", "", "also write the results as JSON to `FILE` (for other programs; see jsonResults in bench/live)")
 	quick := fs.Bool("quick", false, "smoke run: one short low-rate point per reader")
 	ringMiB := fs.Int("ring-mib", 32, "ring memory of every reader in MiB")
 	capacity := fs.Bool("capacity", true, "also time how fast each in-process reader empties a full ring")
@@ -86,6 +90,20 @@ func mainErr(ctx context.Context, args []string) error {
 			return out
 		}
 	}
+	// The JSON file is created before the benchmark, so that a bad path
+	// does not cost a whole run.
+	var jf *os.File
+	if *jsonOut != "" {
+		if jf, err = os.Create(*jsonOut); err != nil {
+			return fmt.Errorf("-json: %w", err)
+		}
+		defer func() {
+			if jf != nil { // not written: no empty or partial file left behind
+				jf.Close()
+				os.Remove(jf.Name())
+			}
+		}()
+	}
 	res, err := runBench(ctx, cfg, readers)
 	if err != nil {
 		return err
@@ -102,6 +120,17 @@ func mainErr(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", name)
+	}
+	if jf != nil {
+		err := res.writeJSON(jf)
+		if cerr := jf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("-json: %w", err) // the partial file is removed
+		}
+		jf = nil
+		fmt.Fprintln(os.Stderr, "wrote", *jsonOut)
 	}
 	return nil
 }

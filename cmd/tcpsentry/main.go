@@ -13,6 +13,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -97,6 +100,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
 	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
 	quiet := fs.Bool("quiet", false, "no summary on stderr")
+	var prof profiles
+	fs.StringVar(&prof.cpuPath, "cpuprofile", "", "write a CPU profile of the replay to `FILE` (runtime/pprof; read it with go tool pprof)")
+	fs.StringVar(&prof.memPath, "memprofile", "", "after the replay, write a memory profile to `FILE`: runtime.GC, then pprof.Lookup(\"allocs\"), every sampled allocation since the start (go tool pprof -sample_index=inuse_space shows the heap still in use)")
 	var ef eventFlags
 	ef.register(fs, false)
 	fs.Usage = func() {
@@ -117,6 +123,10 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if !checkSizes(&cfg, stderr) {
 		return 2
 	}
+	if prof.cpuPath != "" && prof.memPath != "" && filepath.Clean(prof.cpuPath) == filepath.Clean(prof.memPath) {
+		fmt.Fprintf(stderr, "tcpsentry: --cpuprofile and --memprofile name the same file %s\n", prof.cpuPath)
+		return 2
+	}
 	cfg.Version = version
 	name := pos[0]
 
@@ -131,15 +141,25 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	if !prof.create(stderr) {
+		return 1
+	}
 	out, err := ef.open(cfg.Name, false, stdout, stderr)
 	if err != nil {
+		prof.discard()
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 1
 	}
 	cfg.Sink = out.sink()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if !prof.startCPU(stderr) {
+		prof.discard()
+		_ = out.finish(replayDeliverWait, stderr, true)
+		return 1
+	}
 	sum, err := sensor.Replay(ctx, f, cfg, out.writer())
+	profOK := prof.finish(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %s: %v\n", name, err)
 		if sum.Packets > 0 && !*quiet {
@@ -161,7 +181,98 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 1
 	}
+	if !profOK {
+		return 1
+	}
 	return 0
+}
+
+// profiles are the files of --cpuprofile and --memprofile; an empty path
+// is no profile.
+type profiles struct {
+	cpuPath, memPath string
+	cpu, mem         *os.File
+	cpuOn            bool
+}
+
+// create creates the profile files, so that a bad path fails before any
+// work; it says what is wrong on stderr.
+func (p *profiles) create(stderr io.Writer) bool {
+	for _, pf := range []struct {
+		flag, path string
+		f          **os.File
+	}{{"cpuprofile", p.cpuPath, &p.cpu}, {"memprofile", p.memPath, &p.mem}} {
+		if pf.path == "" {
+			continue
+		}
+		f, err := os.Create(pf.path)
+		if err != nil {
+			fmt.Fprintf(stderr, "tcpsentry: --%s: %s: %s\n", pf.flag, pf.path, describeCreateError(err))
+			p.discard()
+			return false
+		}
+		*pf.f = f
+	}
+	return true
+}
+
+// startCPU starts the CPU profile, if one was asked for.
+func (p *profiles) startCPU(stderr io.Writer) bool {
+	if p.cpu == nil {
+		return true
+	}
+	if err := pprof.StartCPUProfile(p.cpu); err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: --cpuprofile: %s: %v\n", p.cpuPath, err)
+		return false
+	}
+	p.cpuOn = true
+	return true
+}
+
+// finish stops the CPU profile and writes the memory profile after a
+// collection, so that it is current; it says on stderr what failed.
+func (p *profiles) finish(stderr io.Writer) bool {
+	ok := true
+	if p.cpuOn {
+		pprof.StopCPUProfile()
+		p.cpuOn = false
+	}
+	if p.cpu != nil {
+		if err := p.cpu.Close(); err != nil {
+			fmt.Fprintf(stderr, "tcpsentry: --cpuprofile: %s: %s\n", p.cpuPath, describeCreateError(err))
+			ok = false
+		}
+		p.cpu = nil
+	}
+	if p.mem != nil {
+		runtime.GC()
+		err := pprof.Lookup("allocs").WriteTo(p.mem, 0)
+		if cerr := p.mem.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tcpsentry: --memprofile: %s: %s\n", p.memPath, describeCreateError(err))
+			ok = false
+		}
+		p.mem = nil
+	}
+	return ok
+}
+
+// discard closes and removes the profile files when the replay did not
+// run: an empty file would not be a profile.
+func (p *profiles) discard() {
+	if p.cpuOn {
+		pprof.StopCPUProfile()
+		p.cpuOn = false
+	}
+	for _, f := range []**os.File{&p.cpu, &p.mem} {
+		if *f != nil {
+			(*f).Close()
+			os.Remove((*f).Name())
+			*f = nil
+		}
+	}
 }
 
 // replayDeliverWait is how long a replay waits at its end for NATS to
@@ -187,6 +298,22 @@ func describeOpenError(err error) string {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return "no such file"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// describeCreateError is the reason a file could not be created or
+// written, without the path and operation the caller already names.
+func describeCreateError(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such directory"
 	case errors.Is(err, os.ErrPermission):
 		return "permission denied"
 	}
