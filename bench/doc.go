@@ -3,6 +3,6 @@
 // traffic generators (workload, with ground truth and the command gen;
 // traffic, the plain one), the lab of real kernel TCP stacks in network
 // namespaces (netlab), the references and peer tools measured in the same
-// run (refs, peers), charts (plot), and the benchmark commands (events,
-// live).
+// run (refs, peers), charts (plot), and the benchmark commands: suite (the
+// replay benchmark in one command, with its report), events and live.
 package bench
