@@ -30,23 +30,28 @@ const (
 	SideSeq               // NextSeq valid
 )
 
-// Side is what one direction of a connection has shown.
+// Side is what one direction of a connection has shown. It is one cache
+// line (64 bytes); the fields every segment reads or writes come first.
 type Side struct {
-	ISN         Seq    // initial sequence number (SideISN)
-	NextSeq     Seq    // highest sequence sent + 1 (end of the highest segment)
-	MaxAck      Seq    // highest acknowledgment sent (SideAcked)
-	FINSeq      Seq    // sequence number of the FIN (SideFIN)
-	RSTSeq      Seq    // sequence number of the last RST (SideRST)
-	TSval       uint32 // latest TSval (SideTS)
-	Window      uint16 // latest raw window field
-	WScale      int8   // window scale from the SYN, -1 when not offered
-	Flags       uint8  // Side* bits
+	ISN     Seq    // initial sequence number (SideISN)
+	NextSeq Seq    // highest sequence sent + 1 (end of the highest segment)
+	MaxAck  Seq    // highest acknowledgment sent (SideAcked)
+	TSval   uint32 // latest TSval (SideTS)
+	Pkts    uint32 // segments sent
+	Window  uint16 // latest raw window field
+	Flags   uint8  // Side* bits
+	WScale  int8   // window scale from the SYN, -1 when not offered
+	// hist has a bit per history letter this side already recorded, so
+	// that most segments check their letters here, in a line they touch
+	// anyway.
+	hist        uint16
 	Syns        uint16 // SYN (client) or SYN/ACK (server) segments sent, first included
 	Retrans     uint16 // data segments sent again (sequence below NextSeq)
-	Pkts        uint32
+	FINSeq      Seq    // sequence number of the FIN (SideFIN)
+	RSTSeq      Seq    // sequence number of the last RST (SideRST)
 	Bytes       uint64 // payload bytes
-	FirstDataTS int64  // capture time of the first payload byte
 	LastTS      int64  // capture time of the last segment from this side
+	FirstDataTS int64  // capture time of the first payload byte
 }
 
 // Has reports whether all flags f are set.
@@ -56,6 +61,12 @@ func (s *Side) Has(f uint8) bool { return s.Flags&f == f }
 // owned by a Table and are reused: a *Conn is valid only until the next
 // call that may evict (Upsert, Advance, Flush). Detector-owned fields are
 // at the end; the table resets them when a slot is reused.
+//
+// Layout: a Conn is a whole number of 64-byte cache lines (the slab is
+// page-aligned, so every Conn starts a line). What an ordinary segment
+// touches lies in the first three lines (the key, stage and clocks, then
+// one line per Side); the rest is read on handshake, teardown, eviction
+// and by detectors that have something to look at (Watch).
 type Conn struct {
 	Key Key
 	// ClientIsA: the client (sender of the first SYN; midstream, the side
@@ -70,21 +81,21 @@ type Conn struct {
 	// on every segment. It sits in the Conn's first cache line, which
 	// every packet touches anyway; Notes, at the end, then cost a cache
 	// miss only on the rare connections that need them.
-	Watch uint8
-	Side  [2]Side // Client, Server
+	Watch  uint8
+	class  uint8 // idle list (table bookkeeping)
+	LastTS int64 // latest packet
+	linkTS int64 // when the table linked it into its idle list
+
+	Side [2]Side // Client, Server
 
 	ID        uint64 // flow id, stable for the life of the connection (53 bits)
-	FirstTS   int64  // first packet
-	LastTS    int64  // latest packet
 	SynTS     int64  // first SYN
 	LastSynTS int64  // latest SYN (retransmissions included)
 	SynAckTS  int64  // first SYN/ACK
 	EstTS     int64  // handshake-completing ACK
 	EndTS     int64  // first FIN or RST
 
-	History    [16]byte // Zeek conn.log history letters, in order first seen
-	HistoryLen uint8
-	histSeen   uint32 // bit per history letter and direction already recorded
+	History [16]byte // Zeek conn.log history letters, in order first seen
 
 	// Prev is the connection this one replaced on its 4-tuple (a new SYN
 	// after it ended), when the table still held it: Prev.EndTS != 0.
@@ -93,16 +104,15 @@ type Conn struct {
 	// Notes belong to the detectors; the table zeroes them with the slot.
 	Notes Notes
 
-	// Table bookkeeping: idle list (class, prev/next slab index + 1, the
-	// time the slot was linked) and the handshake timer.
-	class      uint8
-	prev, next uint32
-	linkTS     int64
-	tprev      uint32
-	tnext      uint32
-	deadline   int64 // handshake timer; 0 when not armed
-	hash       uint64
-	self       uint32 // this Conn's slab index + 1, fixed at New
+	// Table bookkeeping: idle list and handshake timer list (prev/next
+	// slab index + 1). The timer's deadline is SynTS + Config.Handshake,
+	// and the key's hash is computed again when needed, so neither takes
+	// room here.
+	prev, next   uint32
+	tprev, tnext uint32
+	self         uint32 // this Conn's slab index + 1, fixed at New
+	HistoryLen   uint8
+	timer        bool // the handshake timer is armed
 }
 
 // Prev is what the previous connection on a 4-tuple showed.
@@ -147,7 +157,7 @@ type Notes struct {
 }
 
 // TimerArmed reports whether the handshake timer is pending.
-func (c *Conn) TimerArmed() bool { return c.deadline != 0 }
+func (c *Conn) TimerArmed() bool { return c.timer }
 
 // ClientAddr returns the client's address and port.
 func (c *Conn) ClientAddr() ([16]byte, uint16) {
@@ -171,22 +181,19 @@ const histLetters = "shadfrtwiq"
 // addHistory records letter (lowercase, from histLetters) for the
 // direction once, uppercase for the client (Zeek's originator).
 func (c *Conn) addHistory(li int, fromClient bool) {
-	bit := uint32(1) << (2*li + b2i(fromClient))
-	if c.histSeen&bit != 0 || int(c.HistoryLen) == len(c.History) {
+	s := &c.Side[Server]
+	if fromClient {
+		s = &c.Side[Client]
+	}
+	bit := uint16(1) << li
+	if s.hist&bit != 0 || int(c.HistoryLen) == len(c.History) {
 		return
 	}
-	c.histSeen |= bit
+	s.hist |= bit
 	l := histLetters[li]
 	if fromClient {
 		l -= 'a' - 'A'
 	}
 	c.History[c.HistoryLen] = l
 	c.HistoryLen++
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,9 @@
 package flowtable
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/tcpsentry/tcpsentry/flowtable/decode"
@@ -34,12 +37,14 @@ func KeyOf(p *decode.Packet) (k Key, fromA bool) {
 	return k, false
 }
 
-// less orders endpoints by address bytes, then port.
+// less orders endpoints by address bytes, then port. Big-endian words
+// compare as the bytes do, eight at a time.
 func less(a *[16]byte, pa uint16, b *[16]byte, pb uint16) bool {
-	for i := 0; i < 16; i++ {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
+	if x, y := binary.BigEndian.Uint64(a[0:8]), binary.BigEndian.Uint64(b[0:8]); x != y {
+		return x < y
+	}
+	if x, y := binary.BigEndian.Uint64(a[8:16]), binary.BigEndian.Uint64(b[8:16]); x != y {
+		return x < y
 	}
 	return pa <= pb
 }
@@ -59,21 +64,62 @@ func (k *Key) put(b *[keyBytes]byte) {
 	b[keyBytes-1] = k.Iface
 }
 
-// Hasher computes seeded xxhash values of keys without allocating. It is
-// not safe for concurrent use; each worker (and the replay reader) owns one.
+// Hasher computes seeded hashes of keys for the flow table's index and
+// the replay fanout. It is a few multiplications over the key's words
+// (wyhash's folded 64x64->128 multiply), several times cheaper per packet
+// than xxhash over the serialised key; the random seed keeps an attacker
+// from choosing colliding keys. It is not safe for concurrent use; each
+// worker (and the replay reader) owns one.
 type Hasher struct {
-	d    xxhash.Digest
 	seed uint64
-	kb   [keyBytes]byte
 }
 
 // NewHasher returns a hasher keyed with seed.
 func NewHasher(seed uint64) *Hasher { return &Hasher{seed: seed} }
 
-// Sum returns the seeded hash of k.
+// Multipliers and seed perturbations (wyhash's secret).
+const (
+	wyp0 = 0xa0761d6478bd642f
+	wyp1 = 0xe7037ed1a0b428db
+	wyp2 = 0x8ebc6af09c88c6e3
+	wyp3 = 0x589965cc75374cc3
+)
+
+// Sum returns the seeded hash of k. Every field of the key is mixed in, so
+// keys that differ in any field (VLAN, family, interface) hash apart.
 func (h *Hasher) Sum(k *Key) uint64 {
-	k.put(&h.kb)
-	h.d.ResetWithSeed(h.seed)
-	_, _ = h.d.Write(h.kb[:])
-	return h.d.Sum64()
+	return h.sum(be64(k.A[0:8]), be64(k.A[8:16]), be64(k.B[0:8]), be64(k.B[8:16]),
+		uint64(k.PortA)<<48|uint64(k.PortB)<<32|uint64(k.VLAN[0])<<16|uint64(k.VLAN[1]),
+		uint64(k.Family)<<8|uint64(k.Iface))
+}
+
+// sum hashes a key given as words: the addresses' big-endian halves, the
+// ports and VLANs, the family and interface.
+func (h *Hasher) sum(a0, a1, b0, b1, m, f uint64) uint64 {
+	// The seed goes into both factors of every product: a factor an
+	// attacker could make zero (a word equal to a public constant) would
+	// make every key with that word collide whatever its other words.
+	s := h.seed
+	a := mum(a0^s^wyp1, a1^s^wyp2)
+	b := mum(b0^s^wyp3, b1^s^wyp1)
+	c := mum(m^s^wyp0, f^s^wyp2)
+	return mum(a^c^wyp0, b^s^wyp3)
+}
+
+func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// mum is wyhash's mixing step: the 128-bit product of x and y, its halves
+// xored.
+func mum(x, y uint64) uint64 {
+	hi, lo := bits.Mul64(x, y)
+	return hi ^ lo
+}
+
+// idHash is the unseeded hash the flow id is made of: xxhash of the key
+// bytes, kept so that flow ids stay what they always were. It runs once
+// per new connection.
+func idHash(k *Key) uint64 {
+	var b [keyBytes]byte
+	k.put(&b)
+	return xxhash.Sum64(b[:])
 }

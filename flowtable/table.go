@@ -11,13 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tcpsentry/tcpsentry/flowtable/decode"
 )
 
 // Config sizes a Table and sets its timers. The zero value of a field
 // means its default.
 type Config struct {
 	// Capacity is the number of connections the table holds (default
-	// 65536, at most MaxCapacity). All memory is allocated by New.
+	// 65536, at most MaxCapacity). All memory is allocated by New: per
+	// connection a 384-byte Conn, 16 to 32 bytes of index and 4 of the
+	// cache of ended connections, about 405 bytes in all.
 	Capacity int
 	// Seed keys the flow hash; 0 draws a random one. Share one random seed
 	// per process so an attacker cannot craft colliding keys.
@@ -199,7 +203,7 @@ func (t *Table) remember(c *Conn) {
 	if cl := &c.Side[Client]; cl.Has(SideTS) {
 		p.TSval, p.HasTS = cl.TSval, true
 	}
-	t.rememberPrev(c.hash, c.ClientIsA, p)
+	t.rememberPrev(t.Hash(&c.Key), c.ClientIsA, p)
 }
 
 // rememberPrev keeps p for the connection with key hash h whose client is
@@ -212,8 +216,9 @@ func (t *Table) rememberPrev(h uint64, clientIsA bool, p Prev) {
 // recall returns, and forgets, what the table remembers of an ended
 // connection with c's key and client.
 func (t *Table) recall(c *Conn) (Prev, bool) {
-	r := &t.recent[c.hash&uint64(len(t.recent)-1)]
-	if r.hash != c.hash || r.clientIsA != c.ClientIsA || r.hash == 0 {
+	h := t.Hash(&c.Key)
+	r := &t.recent[h&uint64(len(t.recent)-1)]
+	if r.hash != h || r.clientIsA != c.ClientIsA || r.hash == 0 {
 		return Prev{}, false
 	}
 	r.hash = 0
@@ -255,16 +260,120 @@ func (t *Table) Lookup(k *Key) *Conn {
 			return nil
 		}
 		if e&^slotMask == tag {
-			if c := &t.conns[e&slotMask-1]; c.Key == *k {
+			if c := &t.conns[e&slotMask-1]; c.Key.equal(k) {
 				return c
 			}
 		}
 	}
 }
 
-// upsert finds or creates the slot for k. A new Conn has Stage None.
-func (t *Table) upsert(k *Key) (c *Conn, created bool) {
-	h := t.Hash(k)
+// Probe is a packet's flow key and its hash, computed ahead of Track.
+// A worker fills the probes of a group of packets and then runs each
+// prefetch pass over the whole group before it tracks any packet: the
+// cache misses of the packets' lookups then overlap instead of following
+// one another, as in DPDK's bulk lookup. With a large table a lookup is
+// otherwise a chain of dependent misses: index entry, Conn, and the
+// Conn's neighbours in its idle list when it is moved to the tail.
+//
+// The prefetch passes only read; each returns a word of what it read,
+// which the caller adds to a sum it keeps so that the reads are not
+// optimised away. A pass over a group is a tight loop of loads, so the
+// processor keeps many of them in flight at once.
+type Probe struct {
+	key   Key
+	hash  uint64
+	fromA bool
+	// ctl: a SYN, FIN or RST, which also touches the Conn's colder lines
+	// (handshake and end times, history, the detectors' notes).
+	ctl  bool
+	slot uint32 // slab index + 1 of the Conn PrefetchConn found, 0 if none
+}
+
+// Probe fills pr for p. It is KeyOf and Hash in one, on the address
+// words it loads once: the canonical order and the hash both use them.
+func (t *Table) Probe(p *decode.Packet, pr *Probe) {
+	s0, s1 := be64(p.Src[0:8]), be64(p.Src[8:16])
+	d0, d1 := be64(p.Dst[0:8]), be64(p.Dst[8:16])
+	sp, dp := p.SrcPort, p.DstPort
+	// less(Src, Dst) on the words.
+	fromA := s0 < d0 || s0 == d0 && (s1 < d1 || s1 == d1 && sp <= dp)
+	k := &pr.key
+	if fromA {
+		k.A, k.B, k.PortA, k.PortB = p.Src, p.Dst, sp, dp
+	} else {
+		k.A, k.B, k.PortA, k.PortB = p.Dst, p.Src, dp, sp
+		s0, s1, d0, d1, sp, dp = d0, d1, s0, s1, dp, sp
+	}
+	k.VLAN, k.Family, k.Iface = p.VLAN, p.Family, p.Iface
+	pr.fromA = fromA
+	pr.ctl = p.Flags&(decode.FlagSYN|decode.FlagFIN|decode.FlagRST) != 0
+	pr.hash = t.hasher.sum(s0, s1, d0, d1,
+		uint64(sp)<<48|uint64(dp)<<32|uint64(p.VLAN[0])<<16|uint64(p.VLAN[1]),
+		uint64(p.Family)<<8|uint64(p.Iface))
+	pr.slot = 0
+}
+
+// PrefetchIndex reads pr's index bucket.
+func (t *Table) PrefetchIndex(pr *Probe) uint64 {
+	return t.index[(pr.hash>>slotBits)&t.mask]
+}
+
+// PrefetchConn reads the lines that tracking a segment touches of the
+// Conn pr's flow most likely has: that of the first index entry with its
+// hash's tag.
+func (t *Table) PrefetchConn(pr *Probe) uint64 {
+	tag := pr.hash &^ slotMask
+	for i := (pr.hash >> slotBits) & t.mask; ; i = (i + 1) & t.mask {
+		e := t.index[i]
+		if e == 0 {
+			return 0
+		}
+		if e&^slotMask == tag {
+			pr.slot = uint32(e & slotMask)
+			c := &t.conns[pr.slot-1]
+			// One field in each of the Conn's first three lines, and
+			// for a control segment in each of the others.
+			v := uint64(c.Key.PortA) + uint64(c.Side[Client].Flags) + uint64(c.Side[Server].Flags)
+			if pr.ctl {
+				v += uint64(c.EndTS) + uint64(c.Notes.Fired) + uint64(c.HistoryLen)
+			}
+			return v
+		}
+	}
+}
+
+// PrefetchLinks reads the idle-list neighbours of the Conn PrefetchConn
+// found when a packet at ts would move it to the tail of its list
+// (unlink writes to both).
+func (t *Table) PrefetchLinks(pr *Probe, ts int64) uint64 {
+	if pr.slot == 0 {
+		return 0
+	}
+	c := &t.conns[pr.slot-1]
+	if ts-c.linkTS < relinkGranularity {
+		return 0
+	}
+	var v uint64
+	if c.prev != 0 {
+		v += uint64(t.conns[c.prev-1].next)
+	}
+	if c.next != 0 {
+		v += uint64(t.conns[c.next-1].prev)
+	}
+	return v
+}
+
+// equal reports whether two keys are the same, field by field: the
+// compiler compares the addresses as words, without the call a
+// comparison of the whole struct makes.
+func (k *Key) equal(o *Key) bool {
+	return k.A == o.A && k.B == o.B && k.PortA == o.PortA && k.PortB == o.PortB &&
+		k.VLAN == o.VLAN && k.Family == o.Family && k.Iface == o.Iface
+}
+
+// upsert finds or creates the slot for k, whose hash is h. A new Conn has
+// Stage None.
+func (t *Table) upsert(k *Key, h uint64) (c *Conn, created bool) {
 	tag := h &^ slotMask
 	i := (h >> slotBits) & t.mask
 	for ; ; i = (i + 1) & t.mask {
@@ -273,7 +382,7 @@ func (t *Table) upsert(k *Key) (c *Conn, created bool) {
 			break
 		}
 		if e&^slotMask == tag {
-			if c := &t.conns[e&slotMask-1]; c.Key == *k {
+			if c := &t.conns[e&slotMask-1]; c.Key.equal(k) {
 				return c, false
 			}
 		}
@@ -294,7 +403,7 @@ func (t *Table) upsert(k *Key) (c *Conn, created bool) {
 	s := t.free
 	c = &t.conns[s-1]
 	t.free = c.next
-	*c = Conn{Key: *k, hash: h, self: s}
+	*c = Conn{Key: *k, self: s}
 	t.index[i] = tag | uint64(s)
 	t.stats.Active++
 	t.stats.Created++
@@ -303,7 +412,7 @@ func (t *Table) upsert(k *Key) (c *Conn, created bool) {
 
 // remove unlinks c from the index, its list and timer, and frees its slot.
 func (t *Table) remove(c *Conn, s uint32) {
-	h := c.hash
+	h := t.Hash(&c.Key)
 	tag := h &^ slotMask
 	i := (h >> slotBits) & t.mask
 	for t.index[i] != tag|uint64(s) {
@@ -325,7 +434,7 @@ func (t *Table) remove(c *Conn, s uint32) {
 	}
 	t.index[i] = 0
 	t.unlink(c, s)
-	if c.deadline != 0 {
+	if c.timer {
 		t.unlinkTimer(c, s)
 	}
 	c.Stage = StageNone
@@ -361,7 +470,7 @@ func (t *Table) leave(c *Conn, s uint32, why Evict) {
 	case EvictFlush:
 		when = c.LastTS
 	}
-	if c.deadline != 0 {
+	if c.timer {
 		t.unlinkTimer(c, s)
 		t.h.HandshakeTimeout(c, c.LastTS, when)
 	}
@@ -401,14 +510,14 @@ func (t *Table) unlink(c *Conn, s uint32) {
 	c.prev, c.next = 0, 0
 }
 
-// armTimer starts c's handshake timer at its SYN's capture time. The
-// timer list stays ordered as long as capture times do; a frame stamped
-// out of order fires at most that much late.
-func (t *Table) armTimer(c *Conn, s uint32, ts int64) {
-	if c.deadline != 0 {
+// armTimer starts c's handshake timer at its SYN's capture time (c.SynTS,
+// set first). The timer list stays ordered as long as capture times do; a
+// frame stamped out of order fires at most that much late.
+func (t *Table) armTimer(c *Conn, s uint32) {
+	if c.timer {
 		return
 	}
-	c.deadline = ts + t.hshake
+	c.timer = true
 	c.tprev, c.tnext = t.timers.tail, 0
 	if t.timers.tail != 0 {
 		t.conns[t.timers.tail-1].tnext = s
@@ -416,7 +525,7 @@ func (t *Table) armTimer(c *Conn, s uint32, ts int64) {
 		t.timers.head = s
 	}
 	t.timers.tail = s
-	t.due(c.deadline)
+	t.due(t.deadline(c))
 }
 
 func (t *Table) unlinkTimer(c *Conn, s uint32) {
@@ -430,8 +539,12 @@ func (t *Table) unlinkTimer(c *Conn, s uint32) {
 	} else {
 		t.timers.tail = c.tprev
 	}
-	c.tprev, c.tnext, c.deadline = 0, 0, 0
+	c.tprev, c.tnext, c.timer = 0, 0, false
 }
+
+// deadline is when c's handshake timer expires: it was armed at c's
+// first SYN.
+func (t *Table) deadline(c *Conn) int64 { return c.SynTS + t.hshake }
 
 func (t *Table) due(at int64) {
 	if at < t.nextDue {
@@ -452,7 +565,7 @@ func (t *Table) Advance(now int64) {
 	t.nextDue = 1<<63 - 1
 	for s := t.timers.head; s != 0; s = t.timers.head {
 		c := &t.conns[s-1]
-		at := c.deadline
+		at := t.deadline(c)
 		if at > t.now {
 			t.due(at)
 			break

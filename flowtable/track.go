@@ -1,8 +1,6 @@
 package flowtable
 
 import (
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/tcpsentry/tcpsentry/flowtable/decode"
 )
 
@@ -34,9 +32,16 @@ func (s Seg) Has(f Seg) bool { return s&f == f }
 // tracks the segment and returns the connection and what the segment did.
 // It allocates nothing. The *Conn is valid until the next call.
 func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
+	var pr Probe
+	t.Probe(p, &pr)
+	return t.Track(p, &pr, ts)
+}
+
+// Track is Packet for a packet whose Probe (pr) is filled already.
+func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 	t.Advance(ts)
-	k, fromA := KeyOf(p)
-	c, created := t.upsert(&k)
+	k, fromA := &pr.key, pr.fromA
+	c, created := t.upsert(k, pr.hash)
 	var seg Seg
 	syn := p.Flags&decode.FlagSYN != 0
 	ack := p.Flags&decode.FlagACK != 0
@@ -60,9 +65,9 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 				s := c.self
 				t.stats.Reused++
 				t.leave(c, s, EvictReused)
-				c, _ = t.upsert(&k)
+				c, _ = t.upsert(k, pr.hash)
 				// Looked up only if the server answers with a bare ACK.
-				t.rememberPrev(c.hash, fromA, prev)
+				t.rememberPrev(pr.hash, fromA, prev)
 				created = true
 			}
 		}
@@ -107,7 +112,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			c.EndTS = ts
 		}
 		c.Stage = StageClosed
-		if c.deadline != 0 && !fromClient {
+		if c.timer && !fromClient {
 			t.unlinkTimer(c, c.self)
 		}
 	case syn && !ack:
@@ -122,7 +127,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			}
 			seg |= SegSYN
 			takeSynOptions(s, p)
-			t.armTimer(c, c.self, ts)
+			t.armTimer(c, c.self)
 		case fromClient && s.ISN == seq:
 			s.Syns++
 			c.LastSynTS = ts
@@ -140,7 +145,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			}
 			seg |= SegSYNACK
 			takeSynOptions(s, p)
-			if c.deadline != 0 {
+			if c.timer {
 				t.unlinkTimer(c, c.self)
 			}
 		case !fromClient && s.ISN == seq:
@@ -165,7 +170,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			// connection on the 4-tuple (TIME_WAIT) and acknowledges
 			// that one. The SYN was answered, so no handshake timeout.
 			seg |= SegAckToSYN
-			if c.deadline != 0 {
+			if c.timer {
 				t.unlinkTimer(c, c.self)
 			}
 			if c.Prev.EndTS == 0 {
@@ -178,7 +183,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 			c.Stage = StageEstablished
 			c.EstTS = ts
 			c.SynAckUnseen = true
-			if c.deadline != 0 {
+			if c.timer {
 				t.unlinkTimer(c, c.self)
 			}
 		}
@@ -248,10 +253,10 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 // open initialises a new connection from its first segment: who is the
 // client, and whether the handshake was missed.
 func (t *Table) open(c *Conn, p *decode.Packet, fromA bool, ts int64) {
-	c.FirstTS, c.LastTS = ts, ts
+	c.LastTS = ts
 	// Unseeded, so the id of a connection is the same in every run and
-	// with any number of workers; t.hasher.kb still holds c's key bytes.
-	c.ID = flowID(xxhash.Sum64(t.hasher.kb[:]) ^ uint64(ts))
+	// with any number of workers.
+	c.ID = flowID(idHash(&c.Key) ^ uint64(ts))
 	c.Side[Client].WScale, c.Side[Server].WScale = -1, -1
 	switch {
 	case p.Flags&(decode.FlagSYN|decode.FlagACK|decode.FlagRST) == decode.FlagSYN:

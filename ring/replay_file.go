@@ -16,10 +16,12 @@ import (
 )
 
 // This file turns a pcap or pcapng stream into frames, one at a time, for
-// the replay's reader goroutine. pcapgo parses the records; a check of each
-// record header in the read-ahead buffer runs first, so a corrupt length is
-// reported with its record number and byte offset before pcapgo would read
-// (or allocate) it, and a file cut short is told apart from a corrupt one.
+// the replay's reader goroutine. pcapgo reads the file headers and parses
+// the pcapng blocks; a check of each record header in the read-ahead
+// buffer runs first, so a corrupt length is reported with its record
+// number and byte offset before pcapgo would read (or allocate) it, and a
+// file cut short is told apart from a corrupt one. A pcap record, once
+// checked, is simple enough to take from the read-ahead buffer here.
 
 // MaxFrameLen is the longest frame replay accepts: libpcap's
 // MAXIMUM_SNAPLEN. A record header claiming more is corrupt.
@@ -142,6 +144,9 @@ type capReader struct {
 
 	pcap *pcapgo.Reader
 	ng   *pcapgo.NgReader
+	// fracNanos turns a pcap record's fraction of a second into
+	// nanoseconds: 1 or 1000, as the file's magic says.
+	fracNanos uint32
 
 	link  LinkType // pcap: the file's; pcapng: the first interface's
 	mixed bool     // pcapng with interfaces of differing link types
@@ -223,6 +228,10 @@ func (c *capReader) openPcap() error {
 			return fmt.Errorf("ring: reading pcap file header: %w", err)
 		}
 		return fmt.Errorf("%w: pcap file header cut short (%d of %d bytes)", ErrNotCapture, len(hdr), pcapHeaderLen)
+	}
+	c.fracNanos = 1000
+	if m := c.order.Uint32(hdr[0:4]); m == magicNanos {
+		c.fracNanos = 1
 	}
 	// The link type field's upper bits carry FCS information.
 	c.link = LinkType(c.order.Uint32(hdr[20:24]))
@@ -341,16 +350,18 @@ func (c *capReader) nextPcap() (data []byte, ts int64, wire int, err error) {
 	if caplen > wirelen {
 		return nil, 0, 0, c.corrupt(off, "capture length %d exceeds the original length %d", caplen, wirelen)
 	}
-	if rec, err := c.br.Peek(pcapRecordLen + int(caplen)); len(rec) < pcapRecordLen+int(caplen) {
+	n := pcapRecordLen + int(caplen)
+	rec, err := c.br.Peek(n)
+	if len(rec) < n {
 		return nil, 0, 0, c.peekFailed(off, len(rec), 0, err)
 	}
-	// The whole record is buffered, so pcapgo cannot fail now.
-	data, ci, err := c.pcap.ZeroCopyReadPacketData()
-	if err != nil {
-		return nil, 0, 0, c.corrupt(off, "%v", err)
-	}
+	// The whole record is checked and buffered: take the frame from the
+	// read-ahead buffer, where it stays until the next read, rather than
+	// have pcapgo copy it (the reader goroutine's largest cost).
+	sec, frac := c.order.Uint32(rec[0:4]), c.order.Uint32(rec[4:8])*c.fracNanos
+	_, _ = c.br.Discard(n) // buffered: cannot fail
 	c.records++
-	return data, ci.Timestamp.UnixNano(), ci.Length, nil
+	return rec[pcapRecordLen:n:n], int64(sec)*1e9 + int64(frac), int(wirelen), nil
 }
 
 // walkState is what a look at the blocks ahead found.

@@ -287,7 +287,7 @@ func checkSizes(cfg *sensor.Config, stderr io.Writer) bool {
 		return false
 	}
 	if cfg.Flows < 1 || cfg.Flows > maxFlows {
-		// A flow costs about 340 bytes of address space (resident as used).
+		// A flow costs about 405 bytes of address space (resident as used).
 		fmt.Fprintf(stderr, "tcpsentry: --flows must be between 1 and %d\n", maxFlows)
 		return false
 	}

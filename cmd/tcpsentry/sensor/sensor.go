@@ -132,7 +132,15 @@ const (
 	liveReorder   = int64(50 * time.Millisecond)
 )
 
-func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() int64, reorder int64) (*pipeline, error) {
+// replayBatch is the replay's batch size: handing a batch from the reader
+// to a worker wakes a parked goroutine (a futex call, several
+// microseconds on a VM), so batches larger than a ring block's keep that
+// cost per packet small.
+const replayBatch = 1024
+
+// newPipeline builds a worker per source; batch is the most frames a
+// worker takes at a time (0: ring.DefaultBatchSize).
+func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() int64, reorder int64, batch int) (*pipeline, error) {
 	p := &pipeline{cfg: cfg, start: time.Now()}
 	p.pub = newPublisher(cfg, out, len(srcs))
 	tcfg := cfg.Table
@@ -146,6 +154,9 @@ func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() 
 		}
 		w.endClock = endClock
 		w.reorder = reorder
+		if batch > 0 {
+			w.batch = ring.NewBatch(batch)
+		}
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
@@ -213,7 +224,7 @@ func (p *pipeline) summary() Summary {
 // is not an error (Summary.Truncated says so).
 func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summary, error) {
 	cfg.defaults()
-	rcfg := ring.ReplayConfig{Workers: cfg.Workers}
+	rcfg := ring.ReplayConfig{Workers: cfg.Workers, BatchSize: replayBatch}
 	if cfg.Workers > 1 {
 		rcfg.Hash = fanoutHash(flowtable.RandomSeed())
 	}
@@ -222,7 +233,7 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 		return Summary{}, err
 	}
 	srcs := rp.Sources()
-	p, err := newPipeline(cfg, srcs, out, func() int64 { return rp.Stats().LastTS }, replayReorder)
+	p, err := newPipeline(cfg, srcs, out, func() int64 { return rp.Stats().LastTS }, replayReorder, replayBatch)
 	if err != nil {
 		rp.Close()
 		return Summary{}, err
@@ -266,7 +277,7 @@ func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Write
 		stopTS.CompareAndSwap(0, time.Now().UnixNano())
 		live.Stop()
 	}
-	p, err := newPipeline(cfg, srcs, out, stopTS.Load, liveReorder)
+	p, err := newPipeline(cfg, srcs, out, stopTS.Load, liveReorder, 0)
 	if err != nil {
 		live.Close()
 		return Summary{}, err

@@ -25,11 +25,16 @@ type WorkerStats struct {
 type Worker struct {
 	src   ring.Source
 	batch *ring.Batch
-	pkt   decode.Packet
-	flows *flowtable.Table
-	det   *detectors.Set
-	out   *detectors.Out
-	stats WorkerStats
+	// The groups of packets in the pipeline of Process, decoded and
+	// probed ahead of tracking.
+	groups [stages]pktGroup
+	// touched keeps the words the lookups read ahead, so that the
+	// compiler keeps the reads; its value means nothing.
+	touched uint64
+	flows   *flowtable.Table
+	det     *detectors.Set
+	out     *detectors.Out
+	stats   WorkerStats
 	// reorder is how far before the clock a packet's timestamp may be.
 	reorder int64
 	// endClock returns the capture time the whole input reached, read
@@ -55,28 +60,46 @@ func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Co
 	return w, nil
 }
 
+// Process works on groups of group packets. With a large table it runs
+// them through a software pipeline of stages groups, the way DPDK's bulk
+// lookups do: while group g is decoded and its index entries are read,
+// the Conns of group g-1 and the idle-list neighbours of group g-2 are
+// read, and group g-3 is tracked. Each read stage is a tight loop of
+// loads whose cache misses overlap, and a group is tracked two groups'
+// work after its last read was issued, so its lines are in the cache by
+// then. Packets are still tracked one at a time, in order.
+const (
+	group  = 32
+	stages = 4
+)
+
+// pktGroup is one group of packets in the pipeline: frames lo to lo+n of
+// the batch; ok[i] says pkts[i] is a TCP segment.
+type pktGroup struct {
+	lo, n  int
+	pkts   [group]decode.Packet
+	probes [group]flowtable.Probe
+	ok     [group]bool
+}
+
+// prefetchFlows is the number of flows in the table from which Process
+// reads ahead. Below it the table's hot lines mostly stay in the caches
+// and the prefetch passes cost more than they save (about 5% at 10,000
+// flows); at a million they save 10% to 15%.
+const prefetchFlows = 1 << 15
+
 // Process runs one batch through decode, the flow table and the
 // detectors. It is the whole per-packet path.
 func (w *Worker) Process(b *ring.Batch) {
-	link, iface := int(b.Link), uint8(b.Iface)
-	for i := 0; i < b.N; i++ {
-		w.stats.Packets++
-		w.stats.Bytes += uint64(b.WireLen[i])
-		r := decode.Parse(b.Frames[i], link, &w.pkt)
-		if r != decode.OK {
-			w.stats.Drops[r]++
-			continue
+	if w.flows.Stats().Active < prefetchFlows {
+		// No read-ahead: each group is tracked as soon as it is
+		// decoded, while its packets are in the L1 cache.
+		for lo := 0; lo < b.N; lo += group {
+			w.decode(b, &w.groups[0], lo, false)
+			w.track(b, &w.groups[0])
 		}
-		if tag := b.VLAN[i]; tag != 0 {
-			w.pkt.OuterVLAN(uint16(tag))
-		}
-		w.pkt.Iface = iface
-		if w.pkt.Opts&decode.OptMalformed != 0 {
-			w.stats.OptMalformed++
-		}
-		ts := b.TS[i]
-		c, seg := w.flows.Packet(&w.pkt, ts)
-		w.det.Segment(c, &w.pkt, seg, ts)
+	} else {
+		w.pipeline(b)
 	}
 	if b.Clock > 0 {
 		w.flows.Advance(b.Clock)
@@ -86,6 +109,96 @@ func (w *Worker) Process(b *ring.Batch) {
 	// w.reorder before the clock. The watermark holds back the
 	// Correlator, so it is also how late an event is published.
 	w.out.Publish(w.flows.Horizon() - w.reorder)
+}
+
+// pipeline runs b through the stages of the read-ahead pipeline (see
+// group).
+func (w *Worker) pipeline(b *ring.Batch) {
+	ng := (b.N + group - 1) / group
+	for g := 0; g < ng+stages-1; g++ {
+		if g < ng {
+			w.decode(b, &w.groups[g%stages], g*group, true)
+		}
+		if k := g - 1; k >= 0 && k < ng {
+			w.prefetchConns(&w.groups[k%stages])
+		}
+		if k := g - 2; k >= 0 && k < ng {
+			w.prefetchLinks(b, &w.groups[k%stages])
+		}
+		if k := g - 3; k >= 0 && k < ng {
+			w.track(b, &w.groups[k%stages])
+		}
+	}
+}
+
+// decode decodes the frames of b from lo on into gr and probes their
+// flows; with pf, it reads their index entries.
+func (w *Worker) decode(b *ring.Batch, gr *pktGroup, lo int, pf bool) {
+	link, iface := int(b.Link), uint8(b.Iface)
+	gr.lo, gr.n = lo, min(group, b.N-lo)
+	for j := range gr.n {
+		i := lo + j
+		p := &gr.pkts[j]
+		w.stats.Packets++
+		w.stats.Bytes += uint64(b.WireLen[i])
+		r := decode.Parse(b.Frames[i], link, p)
+		if gr.ok[j] = r == decode.OK; !gr.ok[j] {
+			w.stats.Drops[r]++
+			continue
+		}
+		if tag := b.VLAN[i]; tag != 0 {
+			p.OuterVLAN(uint16(tag))
+		}
+		p.Iface = iface
+		if p.Opts&decode.OptMalformed != 0 {
+			w.stats.OptMalformed++
+		}
+		w.flows.Probe(p, &gr.probes[j])
+	}
+	if !pf {
+		return
+	}
+	var v uint64
+	for j := range gr.n {
+		if gr.ok[j] {
+			v += w.flows.PrefetchIndex(&gr.probes[j])
+		}
+	}
+	w.touched += v
+}
+
+// prefetchConns reads the Conns of gr's packets.
+func (w *Worker) prefetchConns(gr *pktGroup) {
+	var v uint64
+	for j := range gr.n {
+		if gr.ok[j] {
+			v += w.flows.PrefetchConn(&gr.probes[j])
+		}
+	}
+	w.touched += v
+}
+
+// prefetchLinks reads the idle-list neighbours of gr's Conns.
+func (w *Worker) prefetchLinks(b *ring.Batch, gr *pktGroup) {
+	var v uint64
+	for j := range gr.n {
+		if gr.ok[j] {
+			v += w.flows.PrefetchLinks(&gr.probes[j], b.TS[gr.lo+j])
+		}
+	}
+	w.touched += v
+}
+
+// track tracks gr's packets and runs the detectors on them, in order.
+func (w *Worker) track(b *ring.Batch, gr *pktGroup) {
+	for j := range gr.n {
+		if !gr.ok[j] {
+			continue
+		}
+		ts := b.TS[gr.lo+j]
+		c, seg := w.flows.Track(&gr.pkts[j], &gr.probes[j], ts)
+		w.det.Segment(c, &gr.pkts[j], seg, ts)
+	}
 }
 
 // run processes batches until the source ends, then ends every flow as at
