@@ -99,3 +99,20 @@ func TestRegressedFlowsSameSlot(t *testing.T) {
 		t.Fatalf("%d syn_unanswered/paws_nat_timestamps, want 2 (%d events)", n, len(evs))
 	}
 }
+
+// TestCorrelatorQueueBound: items beyond queueMax waiting for a watermark
+// that does not come are handled early and counted, not queued without
+// bound.
+func TestCorrelatorQueueBound(t *testing.T) {
+	h := newCorHarness()
+	const extra = 100
+	for i := range queueMax + extra {
+		var a [16]byte
+		binary.BigEndian.PutUint32(a[:], 0x0a000000+uint32(i))
+		h.syn(a, uint64(1+i), 1000, int64(i)*1000)
+	}
+	h.end()
+	if h.cor.Late != extra {
+		t.Fatalf("Late = %d, want %d", h.cor.Late, extra)
+	}
+}

@@ -56,7 +56,14 @@ type Correlator struct {
 const (
 	regressedSize = 4096
 	regressedWays = 4
-	queueMax      = 1 << 16 // items waiting for the watermark
+	// queueMax bounds the items waiting for the watermark, which trails
+	// capture time by a second or two: two facts per connection (its SYN,
+	// its end), so 2^18 keeps order up to about 60,000 new connections a
+	// second. Beyond it items are processed early and counted (Late).
+	queueMax = 1 << 18
+	// queueInit is the queue's capacity at start: growing it while
+	// packets flow costs allocations and garbage collection.
+	queueInit = 1 << 16
 )
 
 // CorrelatorSize bounds the cross-connection tables of server ports and
@@ -85,6 +92,9 @@ func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
 	for i := range c.wm {
 		c.wm[i] = math.MinInt64
 	}
+	c.items = make(minHeap[qitem], 0, queueInit)
+	c.facts.items = make([]Fact, 0, queueInit)
+	c.facts.free = make([]int32, 0, queueInit)
 	c.servers = newAggTable[endpointKey, serverState](CorrelatorSize, nil)
 	c.clocks = newAggTable[pairKey, tsClock](ClockTableSize, nil)
 	c.folds = newAggTable[foldKey, fold](CorrelatorSize, func(k *foldKey, f *fold) { c.closeFold(f) })

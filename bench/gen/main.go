@@ -43,6 +43,7 @@ func run(args []string) error {
 	fs.IntVar(&o.Exchanges, "exchanges", o.Exchanges, "request/response exchanges per connection: 1 to this many")
 	fs.IntVar(&o.MaxResponse, "max-response", o.MaxResponse, "largest response in bytes (the mix is cut there)")
 	fs.DurationVar(&o.ThinkMax, "think-max", o.ThinkMax, "longest pause of a client between a response and its next move (long: many idle keep-alive connections open at once)")
+	fs.DurationVar(&o.Ramp, "ramp", o.Ramp, "time over which the slots start their first connections (concurrent/ramp is the SYN rate at the start)")
 	fs.Float64Var(&o.AnomalyRate, "anomaly-rate", o.AnomalyRate, "instances of each anomaly kind per ordinary connection")
 	kinds := fs.String("kinds", "all", "anomaly kinds, comma-separated: "+strings.Join(kindNames(), ","))
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "random seed (the same seed writes the same file)")

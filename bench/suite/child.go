@@ -64,6 +64,7 @@ type replayResult struct {
 	EvictedFull uint64 // flows evicted because the table was full (should be 0)
 	Events      uint64
 	EventsLost  uint64
+	Late        uint64 // correlator items handled out of order (queue full)
 	Decoded     uint64 // frames not decoded to TCP
 	Elapsed     time.Duration
 	Mallocs     uint64 // heap allocations during the replay
@@ -168,7 +169,7 @@ func childReplay(args []string) (replayResult, error) {
 	}
 	res.Packets, res.Bytes = sum.Packets, sum.Bytes
 	res.Created, res.EvictedFull = sum.Flows.Created, sum.Flows.EvictedFull
-	res.Events, res.EventsLost = sum.EventsTotal(), sum.EventsLost
+	res.Events, res.EventsLost, res.Late = sum.EventsTotal(), sum.EventsLost, sum.Late
 	res.Decoded = sum.DecodeFailures()
 	res.Mallocs = ms1.Mallocs - ms0.Mallocs
 	res.GCs = ms1.NumGC - ms0.NumGC

@@ -59,14 +59,17 @@ func defaultConfig() config {
 
 // sweepOptions: twice as many connections as slots (so that the slots
 // stay busy: at most about level flows open at once), at least 200,000;
-// 1-2 exchanges of small responses with pauses of up to 30 s between them.
+// 1-2 exchanges of small responses with pauses of up to 4 minutes between
+// them, the slots starting over level/50,000 s: new connections come at
+// 30,000-50,000 a second at 1M open, as on a busy front end.
 func sweepOptions(level int) workload.Options {
 	o := workload.DefaultOptions()
 	o.Concurrent = level
 	o.Connections = max(2*level, 200_000)
 	o.Exchanges = 2
 	o.MaxResponse = 2000
-	o.ThinkMax = 30 * time.Second
+	o.ThinkMax = 4 * time.Minute
+	o.Ramp = max(time.Second, time.Duration(level)*time.Second/50_000)
 	return o
 }
 

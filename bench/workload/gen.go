@@ -45,6 +45,9 @@ type Options struct {
 	// keep-alive clients do. Both leave the random draws as they are.
 	MaxResponse int
 	ThinkMax    time.Duration
+	// Ramp is the time over which the slots start their first
+	// connections (0: 1 s): Concurrent/Ramp is the SYN rate at the start.
+	Ramp time.Duration
 	// AnomalyRate is the number of instances of each anomaly kind per
 	// ordinary connection (0.001: one each per thousand connections).
 	AnomalyRate float64
@@ -67,6 +70,7 @@ func DefaultOptions() Options {
 		Exchanges:   4,
 		MaxResponse: maxResponse,
 		ThinkMax:    2 * time.Second,
+		Ramp:        time.Second,
 		AnomalyRate: 0.001,
 		Seed:        1,
 		Snaplen:     128,
@@ -91,6 +95,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("max response must be within [1, %d] bytes", maxResponse)
 	case o.ThinkMax < time.Millisecond || o.ThinkMax > time.Hour:
 		return errors.New("think time must be within [1ms, 1h]")
+	case o.Ramp < time.Millisecond || o.Ramp > time.Hour:
+		return errors.New("ramp must be within [1ms, 1h]")
 	case o.AnomalyRate < 0 || math.IsNaN(o.AnomalyRate) || o.AnomalyRate*float64(o.Connections) > 1e7:
 		return errors.New("anomaly rate must be ≥ 0 and give at most 10 million instances")
 	case o.Snaplen != 0 && (o.Snaplen < 96 || o.Snaplen > 65535):
@@ -132,6 +138,9 @@ func Write(w io.Writer, o Options) (Stats, error) {
 	}
 	if o.ThinkMax == 0 {
 		o.ThinkMax = 2 * time.Second
+	}
+	if o.Ramp == 0 {
+		o.Ramp = time.Second
 	}
 	if err := o.check(); err != nil {
 		return Stats{}, fmt.Errorf("workload: %w", err)
@@ -224,17 +233,14 @@ func (q *scripts) Pop() any {
 	return x
 }
 
-// Slot timing: slots start within the first ramp; a slot starts its next
-// connection within slotGap of the last one's end.
-const (
-	ramp    = int64(1e9)
-	slotGap = 10e6
-)
+// A slot starts its next connection within slotGap of the last one's
+// end (its first within Options.Ramp of the start).
+const slotGap = 10e6
 
 func (g *gen) run() error {
 	start := g.o.Start.UnixNano()
 	for range g.o.Concurrent {
-		if !g.startNext(start + g.rng.Int64N(ramp)) {
+		if !g.startNext(start + g.rng.Int64N(int64(g.o.Ramp))) {
 			break
 		}
 	}

@@ -54,6 +54,9 @@ func writeCounts(w io.Writer, s *sensor.Summary) {
 	if s.EventsLost > 0 {
 		parts = append(parts, fmt.Sprintf("%d LOST (event buffer full)", s.EventsLost))
 	}
+	if s.Late > 0 {
+		parts = append(parts, fmt.Sprintf("%d facts handled OUT OF ORDER (correlator queue full: cross-connection findings may be missing)", s.Late))
+	}
 	fmt.Fprintf(w, "  events    %s\n", orNone(parts))
 }
 

@@ -85,10 +85,14 @@ type Summary struct {
 	Events       [detectors.NumTypes]uint64 // events written, by type
 	Folded       [detectors.NumTypes]uint64 // repeats folded into them (tcpsentry.count)
 	EventsLost   uint64
-	Truncated    bool // the capture's last record was cut short
-	FirstTS      int64
-	LastTS       int64
-	Elapsed      time.Duration
+	// Late is the facts and events the correlator handled before their
+	// turn because its queue was full: cross-connection findings about
+	// them (timestamp regressions, rates) may be wrong or missing.
+	Late      uint64
+	Truncated bool // the capture's last record was cut short
+	FirstTS   int64
+	LastTS    int64
+	Elapsed   time.Duration
 
 	// Live capture only: the interfaces and their kernel counters.
 	Interfaces []ring.Interface
@@ -215,6 +219,7 @@ func (p *pipeline) summary() Summary {
 	}
 	sum.Events = p.pub.cor.Counts
 	sum.Folded = p.pub.cor.Folded
+	sum.Late = p.pub.cor.Late
 	return sum
 }
 
