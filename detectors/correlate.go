@@ -57,10 +57,13 @@ const (
 	regressedSize = 4096
 	regressedWays = 4
 	// queueMax bounds the items waiting for the watermark, which trails
-	// capture time by a second or two: two facts per connection (its SYN,
-	// its end), so 2^18 keeps order up to about 60,000 new connections a
-	// second. Beyond it items are processed early and counted (Late).
-	queueMax = 1 << 18
+	// capture time by a second and a little more (replay's reorder
+	// allowance): two facts per connection (its SYN, its end), so 2^20
+	// keeps order up to about 400,000 new connections a second, in at
+	// most about 120 MB. Beyond it items are processed early and counted
+	// (Late). 2^16 lost the order, and ts_regression findings, at
+	// 100,000 connections a second.
+	queueMax = 1 << 20
 	// queueInit is the queue's capacity at start: growing it while
 	// packets flow costs allocations and garbage collection.
 	queueInit = 1 << 16

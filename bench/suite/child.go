@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tcpsentry/tcpsentry/bench/refs"
+	"github.com/tcpsentry/tcpsentry/bench/workload"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 )
 
@@ -44,6 +45,8 @@ func childMain(args []string) error {
 		res, err = childMemref(args[1:])
 	case "gopacket":
 		res, err = childGopacket(args[1:])
+	case "score":
+		res, err = childScore(args[1:])
 	default:
 		return fmt.Errorf("child: unknown mode %q", args[0])
 	}
@@ -249,4 +252,36 @@ func childGopacket(args []string) (gopacketResult, error) {
 		res.PPS = float64(r.Packets) / r.Took.Seconds()
 	}
 	return res, err
+}
+
+// scoreResult compares events with a ground truth file (a tool for
+// looking into a capture by hand).
+type scoreResult struct {
+	Quality []workload.Quality
+	Missing []workload.Truth
+	Extra   []workload.Truth
+}
+
+func childScore(args []string) (scoreResult, error) {
+	fs := flag.NewFlagSet("score", flag.ContinueOnError)
+	truthFile := fs.String("truth", "", "ground truth (NAME.truth.jsonl)")
+	events := fs.String("events", "", "tcpsentry's events (JSON lines)")
+	if err := fs.Parse(args); err != nil {
+		return scoreResult{}, err
+	}
+	var res scoreResult
+	tf, err := os.Open(*truthFile)
+	if err != nil {
+		return res, err
+	}
+	defer tf.Close()
+	truth, err := workload.ReadTruth(bufio.NewReader(tf))
+	if err != nil {
+		return res, err
+	}
+	var c caseRun
+	if err := c.score(*events, truth); err != nil {
+		return res, err
+	}
+	return scoreResult{c.Quality, c.Missing, c.Extra}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tcpsentry/tcpsentry/bench/peers"
 	"github.com/tcpsentry/tcpsentry/bench/report"
 	"github.com/tcpsentry/tcpsentry/bench/workload"
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 )
 
 // config is one run of the suite.
@@ -30,6 +31,7 @@ type config struct {
 	MemSize  int64 // the pointer chase's array
 	MemSteps int
 	Flat     int // the RSS-flatness capture is this many times longer
+	MinFlows int // the smallest flow table (default: the sensor's)
 	Profile  bool
 
 	// Standard is the realistic capture: the cache-resident case, the
@@ -52,6 +54,7 @@ func defaultConfig() config {
 		MemSize:  1 << 30,
 		MemSteps: 20_000_000,
 		Flat:     10,
+		MinFlows: sensor.DefaultFlows,
 		Standard: std,
 		Sweep:    sweepOptions,
 	}
@@ -80,6 +83,7 @@ func quickConfig() config {
 	c.Repeat = 1
 	c.MemSize, c.MemSteps = 64<<20, 1_000_000
 	c.Flat = 3
+	c.MinFlows = 100_000
 	c.Standard.Connections, c.Standard.Concurrent = 3000, 1000
 	c.Sweep = func(level int) workload.Options {
 		o := sweepOptions(level)
@@ -230,7 +234,10 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile bool) error {
 		f.Size = fi.Size()
 	}
 	s.run.logf("%s: %d packets, %d MB, at most %d flows open at once", f.Name, st.Packets, f.Size>>20, st.MaxOpen)
-	flows := max(2*st.MaxOpen, 100_000)
+	// MinFlows (the sensor's default), or twice the flows open at once: a
+	// table also holds ended connections for a while (10 s), so that a
+	// new SYN on their 4-tuple is judged against them.
+	flows := max(s.cfg.MinFlows, 2*st.MaxOpen)
 	f.Replays = map[int][]caseRun{}
 	events := filepath.Join(s.work, f.Name+".events.jsonl")
 	defer os.Remove(events)
@@ -344,7 +351,7 @@ func (s *suite) flat(ctx context.Context) error {
 		o.Connections *= times
 		fr := flatRun{Times: times}
 		s.run.logf("flatness: %d× (%d connections), streamed", times, o.Connections)
-		flows := max(2*o.Concurrent, 100_000)
+		flows := max(s.cfg.MinFlows, 2*o.Concurrent)
 		cr, err := s.run.child(ctx, &fr.replayResult, func(w io.Writer) error {
 			st, err := workload.Write(w, o)
 			st.Truth = nil

@@ -171,6 +171,7 @@ func TestGoals(t *testing.T) {
 	big := &fileResult{Name: "sweep-1M", Level: 1_000_000, Gen: workload.Stats{MaxOpen: 1_000_000, Packets: 30_000_000},
 		Replays: map[int][]caseRun{1: {run(1e9/300, 30_000_000)}}}
 	big.Replays[1][0].RSSBefore, big.Replays[1][0].RSSPeak = 1<<30, 1<<30+129_000_000
+	big.Replays[1][0].Flows = 1_000_000
 	r := &results{Standard: std, Sweep: []*fileResult{big}, Memref: memrefResult{Rounds: []float64{300, 301, 299}}}
 	verdict := map[string]bool{}
 	for _, g := range goals(r) {
