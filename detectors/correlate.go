@@ -78,8 +78,7 @@ const CorrelatorSize = 1 << 14
 // judged while its entry lasts, and a busy link brings a new pair with
 // nearly every connection: at 16,384 entries a generated capture of
 // 7,600 connections/s lost the clocks of sources that connected once a
-// second (bench/workload). Chunks are allocated as they fill, up to
-// about 23 MB.
+// second (bench/workload). It takes about 23 MB, allocated at start.
 const ClockTableSize = 1 << 18
 
 // NewCorrelator returns a correlator for workers workers; emit receives
