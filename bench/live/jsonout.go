@@ -6,84 +6,22 @@ import (
 	"encoding/json"
 	"io"
 	"time"
+
+	"github.com/tcpsentry/tcpsentry/bench/report"
 )
 
-// jsonResults is what -json writes, for programs (a report generator
-// plotting loss % against offered rate per reader). The shape is stable:
-// fields may be added, none renamed or removed.
-//
-//	{
-//	  "date": "2026-11-22T06:00:00Z",  // when the benchmark started, RFC 3339
-//	  "packets": 123456,               // packets in the replayed pcap
-//	  "readers": [{"key": "a1", "name": "tcpsentry ..."}, ...],
-//	  "points": [{                     // readers in order, then rates as given
-//	    "reader": "a1",
-//	    "rate": 50000,                 // offered packets/s; 0 = top speed
-//	    "sent": 150000,                // packets the sender sent
-//	    "sent_pps": 49990.1,           // sent ÷ the sender's sending time
-//	    "received": 150000,            // packets the reader got
-//	    "rx_pps": 49990.1,             // received ÷ the sender's sending time
-//	    "lost": 0,                     // sent − received (never negative)
-//	    "loss_pct": 0,                 // 100 × lost ÷ sent
-//	    "drops": 0,                    // the kernel's ring drops for the reader
-//	    "cpu_ns_per_packet": 812.5     // reader CPU time ÷ received
-//	  }, ...],
-//	  "capacity": [{"reader": "a1", "median_pps": 2.5e6, "runs": 9}, ...],
-//	  "baseline_pps": 1.2e6            // the sender alone at top speed; 0 when not run
-//	}
-//
-// Every point is its median run (the run with the median rx_pps), the run
-// the Markdown tables show, so the numbers agree with them; sent_pps is
-// that run's own, where the Markdown's "sent pps" column is the median
-// over every reader's runs at the rate. Points without runs are left
-// out. capacity lists the readers with emptying-a-full-ring runs: runs
-// is how many were made, median_pps the median of those that could be
-// timed (0 if none could).
-type jsonResults struct {
-	Date        string         `json:"date"`
-	Packets     int            `json:"packets"`
-	Readers     []jsonReader   `json:"readers"`
-	Points      []jsonPoint    `json:"points"`
-	Capacity    []jsonCapacity `json:"capacity"`
-	BaselinePPS float64        `json:"baseline_pps"`
-}
-
-type jsonReader struct {
-	Key  string `json:"key"`
-	Name string `json:"name"`
-}
-
-type jsonPoint struct {
-	Reader         string  `json:"reader"`
-	Rate           int     `json:"rate"`
-	Sent           uint64  `json:"sent"`
-	SentPPS        float64 `json:"sent_pps"`
-	Received       uint64  `json:"received"`
-	RxPPS          float64 `json:"rx_pps"`
-	Lost           uint64  `json:"lost"`
-	LossPct        float64 `json:"loss_pct"`
-	Drops          uint64  `json:"drops"`
-	CPUNsPerPacket float64 `json:"cpu_ns_per_packet"`
-}
-
-type jsonCapacity struct {
-	Reader    string  `json:"reader"`
-	MedianPPS float64 `json:"median_pps"`
-	Runs      int     `json:"runs"`
-}
-
-// toJSON is the results in the shape of jsonResults.
-func (res *results) toJSON() jsonResults {
-	j := jsonResults{
+// toJSON is the results in the shape of report.LiveResults (see there).
+func (res *results) toJSON() report.LiveResults {
+	j := report.LiveResults{
 		Date:        res.Machine.Date.Format(time.RFC3339),
 		Packets:     res.Packets,
-		Readers:     []jsonReader{},
-		Points:      []jsonPoint{},
-		Capacity:    []jsonCapacity{},
+		Readers:     []report.LiveReader{},
+		Points:      []report.LivePoint{},
+		Capacity:    []report.LiveCapacity{},
 		BaselinePPS: res.Baseline.PPS(),
 	}
 	for _, s := range res.Readers {
-		j.Readers = append(j.Readers, jsonReader{Key: s.Key, Name: s.Name})
+		j.Readers = append(j.Readers, report.LiveReader{Key: s.Key, Name: s.Name})
 	}
 	for _, s := range res.Readers {
 		for _, rate := range res.Config.Rates {
@@ -92,7 +30,7 @@ func (res *results) toJSON() jsonResults {
 				continue
 			}
 			r := pt.Median()
-			j.Points = append(j.Points, jsonPoint{
+			j.Points = append(j.Points, report.LivePoint{
 				Reader:   s.Key,
 				Rate:     rate,
 				Sent:     r.Sent.Packets,
@@ -113,12 +51,12 @@ func (res *results) toJSON() jsonResults {
 		if len(cs) == 0 {
 			continue
 		}
-		j.Capacity = append(j.Capacity, jsonCapacity{Reader: s.Key, MedianPPS: median(cs), Runs: len(cs)})
+		j.Capacity = append(j.Capacity, report.LiveCapacity{Reader: s.Key, MedianPPS: median(cs), Runs: len(cs)})
 	}
 	return j
 }
 
-// writeJSON writes the results as indented JSON (see jsonResults).
+// writeJSON writes the results as indented JSON (see report.LiveResults).
 func (res *results) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

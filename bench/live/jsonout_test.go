@@ -68,17 +68,17 @@ func TestJSON(t *testing.T) {
 		t.Errorf("point keys %v, want %v", got, want)
 	}
 
-	var got jsonResults
+	var got report.LiveResults
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Date != "2026-11-22T06:00:00Z" || got.Packets != 123456 || !near(got.BaselinePPS, 1.2e6) {
 		t.Errorf("date %q, packets %d, baseline %v", got.Date, got.Packets, got.BaselinePPS)
 	}
-	if want := []jsonReader{{"a1", "tcpsentry pipeline, 1 worker(s)"}, {"b", "gopacket/afpacket"}}; !slices.Equal(got.Readers, want) {
+	if want := []report.LiveReader{{Key: "a1", Name: "tcpsentry pipeline, 1 worker(s)"}, {Key: "b", Name: "gopacket/afpacket"}}; !slices.Equal(got.Readers, want) {
 		t.Errorf("readers %+v, want %+v", got.Readers, want)
 	}
-	wantPts := []jsonPoint{
+	wantPts := []report.LivePoint{
 		{Reader: "a1", Rate: 100000, Sent: 300000, SentPPS: 100000, Received: 299000, RxPPS: 299000.0 / 3,
 			Lost: 1000, LossPct: 100 * 1000.0 / 300000, Drops: 1000, CPUNsPerPacket: 100e6 / 299000.0},
 		{Reader: "a1", Rate: 0, Sent: 2000000, SentPPS: 1e6, Received: 1500000, RxPPS: 750000,
@@ -97,7 +97,7 @@ func TestJSON(t *testing.T) {
 		}
 	}
 	// a1: 20M and 25M pps timed, one run not (the upper median of two).
-	wantCap := []jsonCapacity{{Reader: "a1", MedianPPS: 25e6, Runs: 3}, {Reader: "b", MedianPPS: 10e6, Runs: 1}}
+	wantCap := []report.LiveCapacity{{Reader: "a1", MedianPPS: 25e6, Runs: 3}, {Reader: "b", MedianPPS: 10e6, Runs: 1}}
 	if len(got.Capacity) != len(wantCap) {
 		t.Fatalf("capacity %+v, want %+v", got.Capacity, wantCap)
 	}

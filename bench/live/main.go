@@ -10,7 +10,7 @@
 //	go run ./bench/live [-rates 50k,100k,200k,400k,top] [-duration 3s] [-repeat 3] [-workers 1,2] [-out bench/results] [-json FILE] [-quick]
 //
 // With -json it also writes the results as JSON for other programs (the
-// shape is described at jsonResults).
+// shape is described at report.LiveResults in bench/report).
 //
 // It needs root, tcpreplay, tcpdump, ip and taskset. Everything it
 // creates (the namespace, its veth pair, a temporary pcap) is removed at
@@ -52,7 +52,7 @@ func mainErr(ctx context.Context, args []string) error {
 	repeat := fs.Int("repeat", 3, "runs per point (the median is reported)")
 	workers := fs.String("workers", "1,2", "worker counts of tcpsentry's readers")
 	out := fs.String("out", "", "also write the table to DIR/live-<date>.md")
-	jsonOut := fs.String("json", "", "also write the results as JSON to `FILE` (for other programs; see jsonResults in bench/live)")
+	jsonOut := fs.String("json", "", "also write the results as JSON to `FILE` (for other programs; see LiveResults in bench/report)")
 	quick := fs.Bool("quick", false, "smoke run: one short low-rate point per reader")
 	ringMiB := fs.Int("ring-mib", 32, "ring memory of every reader in MiB")
 	capacity := fs.Bool("capacity", true, "also time how fast each in-process reader empties a full ring")

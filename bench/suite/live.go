@@ -12,36 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/tcpsentry/tcpsentry/bench/report"
 )
 
-// liveResults is what bench/live -json writes.
+// liveResults is what bench/live -json writes, with its own report.
 type liveResults struct {
-	Date    string
-	Packets int
-	Readers []struct {
-		Key  string `json:"key"`
-		Name string `json:"name"`
-	} `json:"readers"`
-	Points []struct {
-		Reader   string  `json:"reader"`
-		Rate     int     `json:"rate"` // offered packets/s; 0: top speed
-		Sent     uint64  `json:"sent"`
-		SentPPS  float64 `json:"sent_pps"`
-		Received uint64  `json:"received"`
-		RxPPS    float64 `json:"rx_pps"`
-		Lost     uint64  `json:"lost"`
-		LossPct  float64 `json:"loss_pct"`
-		Drops    uint64  `json:"drops"`
-		CPUNs    float64 `json:"cpu_ns_per_packet"`
-	} `json:"points"`
-	Capacity []struct {
-		Reader    string  `json:"reader"`
-		MedianPPS float64 `json:"median_pps"`
-		Runs      int     `json:"runs"`
-	} `json:"capacity"`
-	BaselinePPS float64 `json:"baseline_pps"`
-	// Markdown is bench/live's own report.
-	Markdown string `json:"-"`
+	report.LiveResults
+	Markdown string `json:"-"` // bench/live's Markdown report
 	Command  string `json:"-"`
 }
 
