@@ -294,26 +294,20 @@ func checkSizes(cfg *sensor.Config, stderr io.Writer) bool {
 	return true
 }
 
-func describeOpenError(err error) string {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return "no such file"
-	case errors.Is(err, os.ErrPermission):
-		return "permission denied"
-	}
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
+// describeOpenError is the reason a file could not be opened, without
+// the path and operation the caller already names.
+func describeOpenError(err error) string { return describeFileError(err, "no such file") }
 
 // describeCreateError is the reason a file could not be created or
-// written, without the path and operation the caller already names.
-func describeCreateError(err error) string {
+// written.
+func describeCreateError(err error) string { return describeFileError(err, "no such directory") }
+
+// describeFileError names the common reasons briefly; notExist is what a
+// missing path means for the caller.
+func describeFileError(err error, notExist string) string {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return "no such directory"
+		return notExist
 	case errors.Is(err, os.ErrPermission):
 		return "permission denied"
 	}
