@@ -203,51 +203,54 @@ func (c *Correlator) endFact(f *Fact) {
 	c.fold(a)
 }
 
-// pairKey names a (source, destination) address pair.
-type pairKey struct {
-	family   uint8
-	src, dst [16]byte
-}
+// pairKey names a (source, destination) address pair by a seeded 64-bit
+// digest of the pair rather than the 33 bytes of it: the clocks table
+// then takes 33 bytes an entry (key, clock, tag and last use) instead of
+// 81, so it holds four times the pairs in about the same memory. Two
+// pairs share a digest with odds of about one in 2^44 per SYN at a
+// million entries, and the seed keeps anyone from choosing such pairs.
+type pairKey uint64
 
-func (k pairKey) sum(seed uint64) uint64 {
-	return mix16(mix16(mix(seed, uint64(k.family)), &k.src), &k.dst)
+func (k pairKey) sum(seed uint64) uint64 { return mix(seed, uint64(k)) }
+
+// pairOf returns the key of family's pair src→dst under seed.
+func pairOf(seed uint64, family uint8, src, dst *[16]byte) pairKey {
+	return pairKey(mix16(mix16(mix(seed, uint64(family)), src), dst))
 }
 
 // tsClock is what the SYNs from one source to one destination show of
 // the source's TCP timestamp clock.
 type tsClock struct {
-	refAt   int64  // capture time of the reference SYN
-	refVal  uint32 // its TSval
-	hz      float64
-	clocked bool
+	refAt  int64  // capture time of the reference SYN
+	refVal uint32 // its TSval
+	hz     uint32 // the clock's rate in ticks/s, from tsRates; 0 until known
 }
 
 // tsRates are the TCP timestamp clock rates seen in the wild (ticks/s):
 // Linux before 4.10 ran at HZ (100, 250, 300 or 1000), the BSDs and many
 // appliances at 1000, some at 1 or 10.
-var tsRates = [...]float64{1, 10, 100, 250, 300, 1000}
+var tsRates = [...]uint32{1, 10, 100, 250, 300, 1000}
 
 // tsClockMaxAge: a reference older than this predicts nothing.
 const tsClockMaxAge = int64(3600e9)
 
 // synFact runs ts_regression on a client's first SYN with a timestamp.
 func (c *Correlator) synFact(f *Fact) {
-	k := pairKey{family: f.Family, src: f.Client.Addr, dst: f.Server.Addr}
-	ck, created := c.clocks.get(k, f.At)
+	ck, created := c.clocks.get(pairOf(c.pairSeed, f.Family, &f.Client.Addr, &f.Server.Addr), f.At)
 	if created || f.At-ck.refAt > tsClockMaxAge || f.At < ck.refAt {
 		*ck = tsClock{refAt: f.At, refVal: f.TSval}
 		return
 	}
 	dt := float64(f.At-ck.refAt) / 1e9
 	dv := float64(int32(f.TSval - ck.refVal))
-	if !ck.clocked {
+	if ck.hz == 0 {
 		// Clocked once two successive SYNs advance the TSval at a
 		// plausible rate.
 		if dt > 0 && dv > 0 {
 			r := dv / dt
 			for _, hz := range tsRates {
-				if r >= hz*0.8 && r <= hz*1.2 {
-					ck.clocked, ck.hz = true, hz
+				if f := float64(hz); r >= f*0.8 && r <= f*1.2 {
+					ck.hz = hz
 					break
 				}
 			}
@@ -255,8 +258,9 @@ func (c *Correlator) synFact(f *Fact) {
 		ck.refAt, ck.refVal = f.At, f.TSval
 		return
 	}
-	predicted := float64(ck.refVal) + ck.hz*dt
-	slack := 0.2*ck.hz*dt + ck.hz/2 + 2
+	hz := float64(ck.hz)
+	predicted := float64(ck.refVal) + hz*dt
+	slack := 0.2*hz*dt + hz/2 + 2
 	off := float64(int32(f.TSval - uint32(int64(predicted)&math.MaxUint32)))
 	if off >= -slack {
 		// On this clock, or a clock ahead of it (which becomes the

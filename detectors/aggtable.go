@@ -71,10 +71,15 @@ func newAggTable[K aggKey, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
 		mask:  uint64(n - 1),
 		drop:  drop,
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // seeded: addresses are chosen by whoever sends packets
-	t.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	t.seed = randomSeed() // seeded: addresses are chosen by whoever sends packets
 	return t
+}
+
+// randomSeed returns a random odd hash seed.
+func randomSeed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails on Linux (crypto/rand panics otherwise)
+	return binary.LittleEndian.Uint64(b[:]) | 1
 }
 
 func (t *aggTable[K, V]) hash(k *K) uint64 { return mix((*k).sum(t.seed), t.seed) }

@@ -3,6 +3,7 @@ package detectors
 import (
 	"encoding/binary"
 	"testing"
+	"unsafe"
 )
 
 // corHarness feeds facts and events straight to a Correlator through a
@@ -114,5 +115,13 @@ func TestCorrelatorQueueBound(t *testing.T) {
 	h.end()
 	if h.cor.Late != extra {
 		t.Fatalf("Late = %d, want %d", h.cor.Late, extra)
+	}
+}
+
+// TestClockEntrySize: an entry of the TCP clocks table is 24 bytes of
+// slot plus its tag and last use, as ClockTableSize's memory figure says.
+func TestClockEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(aggSlot[pairKey, tsClock]{}); n != 24 {
+		t.Errorf("clocks slot is %d bytes, want 24", n)
 	}
 }

@@ -32,8 +32,10 @@ type Correlator struct {
 
 	servers *aggTable[endpointKey, serverState]
 	clocks  *aggTable[pairKey, tsClock]
-	folds   *aggTable[foldKey, fold]
-	foldQ   minHeap[foldRef]
+	// pairSeed keys the clocks table's pair digests (pairOf).
+	pairSeed uint64
+	folds    *aggTable[foldKey, fold]
+	foldQ    minHeap[foldRef]
 	// regressed: flows whose SYN ts_regression flagged, for the cause of
 	// their syn_unanswered (which follows within seconds). Sets of
 	// regressedWays by flow id, the oldest giving way: one slot per id
@@ -69,17 +71,25 @@ const (
 	queueInit = 1 << 16
 )
 
-// CorrelatorSize bounds the cross-connection tables of server ports and
-// fold windows (entries each).
-const CorrelatorSize = 1 << 14
+// ServerTableSize bounds the table of server ports (entries of 720
+// bytes: SYN/ACK second, failure and ending windows, top peers), about
+// 47 MB allocated at start. A server port is judged while its entry
+// lasts: at 2^14 the benchmark's capture with a million flows (tens of
+// thousands of server ports, 900 new ones a second at its start) lost a
+// server's recent SYN/ACK and called a full listen queue a silent drop.
+const ServerTableSize = 1 << 16
+
+// FoldTableSize bounds the table of fold windows (entries of 416 bytes).
+const FoldTableSize = 1 << 14
 
 // ClockTableSize bounds the TCP clocks table, one entry per (source,
 // destination) pair that sent a SYN with a timestamp. A pair is only
 // judged while its entry lasts, and a busy link brings a new pair with
-// nearly every connection: at 16,384 entries a generated capture of
-// 7,600 connections/s lost the clocks of sources that connected once a
-// second (bench/workload). It takes about 23 MB, allocated at start.
-const ClockTableSize = 1 << 18
+// nearly every connection: at 2^18 entries the benchmark's capture with
+// a million flows (up to 100,000 new pairs a second) lost 17 of 4,000
+// ts_regression findings, their reference SYNs pushed out within 3 s.
+// At 33 bytes an entry it takes about 35 MB, allocated at start.
+const ClockTableSize = 1 << 20
 
 // NewCorrelator returns a correlator for workers workers; emit receives
 // each outgoing event (the pointer is valid for the call).
@@ -97,9 +107,10 @@ func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
 	c.items = make(minHeap[qitem], 0, queueInit)
 	c.facts.items = make([]Fact, 0, queueInit)
 	c.facts.free = make([]int32, 0, queueInit)
-	c.servers = newAggTable[endpointKey, serverState](CorrelatorSize, nil)
+	c.servers = newAggTable[endpointKey, serverState](ServerTableSize, nil)
 	c.clocks = newAggTable[pairKey, tsClock](ClockTableSize, nil)
-	c.folds = newAggTable[foldKey, fold](CorrelatorSize, func(k *foldKey, f *fold) { c.closeFold(f) })
+	c.pairSeed = randomSeed()
+	c.folds = newAggTable[foldKey, fold](FoldTableSize, func(k *foldKey, f *fold) { c.closeFold(f) })
 	return c
 }
 

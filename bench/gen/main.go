@@ -86,8 +86,8 @@ func run(args []string) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "gen: wrote %s: %d packets (%.1f MB on the wire), %d connections (at most %d flows open at once), %d flows, %.1f s of traffic\n",
-		*out, st.Packets, float64(st.Bytes)/1e6, st.Connections, st.MaxOpen, st.Flows, float64(st.Last-st.First)/1e9)
+	fmt.Fprintf(os.Stderr, "gen: wrote %s: %d packets (%.1f MB on the wire), %d connections (at most %d flows open at once, %d held in a sensor's table), %d flows, %.1f s of traffic\n",
+		*out, st.Packets, float64(st.Bytes)/1e6, st.Connections, st.MaxOpen, st.MaxHeld, st.Flows, float64(st.Last-st.First)/1e9)
 	fmt.Fprintf(os.Stderr, "gen: wrote %s: %d events expected\n", *truth, len(st.Truth))
 	return nil
 }

@@ -168,7 +168,7 @@ func TestGoals(t *testing.T) {
 	std := &fileResult{Name: "standard", Level: 10000, Gen: workload.Stats{Packets: 10_000_000},
 		Replays:  map[int][]caseRun{1: {run(8e6, 10_000_000)}, 2: {run(14e6, 10_000_000)}},
 		Gopacket: &gopacketResult{PPS: 2e6}}
-	big := &fileResult{Name: "sweep-1M", Level: 1_000_000, Gen: workload.Stats{MaxOpen: 1_000_000, Packets: 30_000_000},
+	big := &fileResult{Name: "sweep-1M", Level: 1_000_000, Gen: workload.Stats{MaxOpen: 1_000_000, MaxHeld: 1_000_000, Packets: 30_000_000},
 		Replays: map[int][]caseRun{1: {run(1e9/300, 30_000_000)}}}
 	big.Replays[1][0].RSSBefore, big.Replays[1][0].RSSPeak = 1<<30, 1<<30+129_000_000
 	big.Replays[1][0].Flows = 1_000_000

@@ -120,8 +120,12 @@ type Stats struct {
 	Flows       int   // connections opened by a SYN: ordinary connections and the anomalies'
 	Instances   [NumKinds]int
 	// MaxOpen is the most flows open at once: from a flow's first packet
-	// to its last, as a sensor's table holds them (before its timeouts).
+	// to its last. MaxHeld is the most a sensor's table holds at once: a
+	// flow stays there for Linger after its last packet (the sensor's
+	// timeout for a closed connection), so with short connections the
+	// table holds many more flows than are open. Size a table by MaxHeld.
 	MaxOpen     int
+	MaxHeld     int
 	First, Last int64 // capture times, ns
 	Truth       []Truth
 }
@@ -203,6 +207,10 @@ type gen struct {
 	ports    []uint16 // next client port per ordinary client host
 	seq      uint64   // tie-break of scripts at the same time
 	open     int
+	// ended holds the last-packet times of ended flows still lingering
+	// in a sensor's table, oldest first, from ended[endedHead].
+	ended     []int64
+	endedHead int
 
 	anomClients, anomServers int
 }
@@ -233,6 +241,13 @@ func (q *scripts) Pop() any {
 	return x
 }
 
+// Linger is how long a sensor's table keeps a flow after its last
+// packet in Stats.MaxHeld: tcpsentry's timeout for a closed connection
+// (flowtable.DefaultClosed). Flows that end without a close (an
+// unanswered SYN, a blackholed connection) stay longer, up to the
+// half-open timeout of 30 s; they are few, so MaxHeld leaves them out.
+const Linger = 10 * time.Second
+
 // A slot starts its next connection within slotGap of the last one's
 // end (its first within Options.Ramp of the start).
 const slotGap = 10e6
@@ -250,11 +265,15 @@ func (g *gen) run() error {
 		if err := g.write(p); err != nil {
 			return err
 		}
+		for g.endedHead < len(g.ended) && g.ended[g.endedHead]+int64(Linger) <= p.t {
+			g.endedHead++
+		}
 		if !s.open {
 			s.open = true
 			g.open++
 			g.st.MaxOpen = max(g.st.MaxOpen, g.open)
 		}
+		g.st.MaxHeld = max(g.st.MaxHeld, g.open+len(g.ended)-g.endedHead)
 		s.i++
 		if s.i < len(s.pkts) {
 			heap.Fix(&g.q, 0)
@@ -270,6 +289,11 @@ func (g *gen) run() error {
 		}
 		heap.Pop(&g.q)
 		g.open--
+		if g.endedHead > len(g.ended)/2 && g.endedHead > 1024 {
+			g.ended = g.ended[:copy(g.ended, g.ended[g.endedHead:])]
+			g.endedHead = 0
+		}
+		g.ended = append(g.ended, end)
 		g.startNext(end + g.rng.Int64N(slotGap))
 	}
 	return nil

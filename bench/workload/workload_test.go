@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"io"
 	"testing"
+	"time"
 
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 )
@@ -103,5 +105,38 @@ func TestDeterministic(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no packets")
+	}
+}
+
+// TestMaxHeld: a table sized by MaxHeld (with a tenth more for the up to
+// a second that an idle eviction may come late) never evicts a flow to
+// make room, and one sized by MaxOpen does: ended connections stay in
+// the table for Linger.
+func TestMaxHeld(t *testing.T) {
+	o := DefaultOptions()
+	o.Connections, o.Concurrent, o.Exchanges = 4000, 1000, 2
+	o.MaxResponse, o.ThinkMax, o.AnomalyRate = 2000, 4*time.Minute, 0
+	var buf bytes.Buffer
+	st, err := Write(&buf, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d flows, at most %d open and %d held at once", st.Flows, st.MaxOpen, st.MaxHeld)
+	if st.MaxOpen != o.Concurrent || st.MaxHeld <= st.MaxOpen {
+		t.Fatalf("MaxOpen %d (want %d), MaxHeld %d (want more)", st.MaxOpen, o.Concurrent, st.MaxHeld)
+	}
+	for _, c := range []struct {
+		name     string
+		n        int
+		wantFull bool
+	}{{"MaxHeld", st.MaxHeld, false}, {"MaxOpen", st.MaxOpen, true}} {
+		sum, err := sensor.Replay(context.Background(), bytes.NewReader(buf.Bytes()),
+			sensor.Config{Workers: 1, Flows: c.n + c.n/10}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if full := sum.Flows.EvictedFull > 0; full != c.wantFull {
+			t.Errorf("table of %s + 10%% (%d): %d evicted as full", c.name, c.n+c.n/10, sum.Flows.EvictedFull)
+		}
 	}
 }
