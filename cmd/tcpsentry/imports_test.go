@@ -25,6 +25,7 @@ var importRules = []struct {
 	{"detectors", []string{mod + "/ring", mod + "/detectors/", mod + "/cmd", mod + "/bench", "github.com/nats-io/", "golang.org/x/sys/unix"}},
 	{"detectors/events", []string{mod + "/ring", mod + "/flowtable", mod + "/cmd", mod + "/bench", "github.com/nats-io/", "golang.org/x/sys/unix"}},
 	{"cmd/tcpsentry/sensor", []string{"golang.org/x/sys/unix", mod + "/bench"}},
+	{"cmd/tcpsentry/metrics", []string{"golang.org/x/sys/unix", mod + "/bench", mod + "/ring"}},
 }
 
 func TestImportDirection(t *testing.T) {
@@ -50,6 +51,10 @@ func TestImportDirection(t *testing.T) {
 			}
 			if strings.HasPrefix(imp, "github.com/nats-io/nats-server/") && pkg != "cmd/tcpsentry/broker" {
 				t.Errorf("%s imports %s; only cmd/tcpsentry/broker may", pkg, imp)
+			}
+			// Metrics stay at the edge: the pipeline only keeps counters.
+			if strings.HasPrefix(imp, "github.com/prometheus/") && pkg != "cmd/tcpsentry/metrics" {
+				t.Errorf("%s imports %s; only cmd/tcpsentry/metrics may", pkg, imp)
 			}
 		}
 		for _, r := range importRules {

@@ -100,6 +100,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
 	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
 	quiet := fs.Bool("quiet", false, "no summary on stderr")
+	var metAddr string
+	registerMetrics(fs, &metAddr, "off")
 	var prof profiles
 	fs.StringVar(&prof.cpuPath, "cpuprofile", "", "write a CPU profile of the replay to `FILE` (runtime/pprof; read it with go tool pprof)")
 	fs.StringVar(&prof.memPath, "memprofile", "", "after the replay, write a memory profile to `FILE`: runtime.GC, then pprof.Lookup(\"allocs\"), every sampled allocation since the start (go tool pprof -sample_index=inuse_space shows the heap still in use)")
@@ -144,6 +146,15 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if !prof.create(stderr) {
 		return 1
 	}
+	mo, ok := serveMetrics(metAddr, &cfg, &ef, stderr)
+	if !ok {
+		prof.discard()
+		return 1
+	}
+	defer mo.close()
+	if mo != nil && !*quiet {
+		fmt.Fprintf(stderr, "tcpsentry: metrics on %s\n", mo.url())
+	}
 	out, err := ef.open(cfg.Name, false, stdout, stderr)
 	if err != nil {
 		prof.discard()
@@ -151,6 +162,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cfg.Sink = out.sink()
+	mo.setNATS(out)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if !prof.startCPU(stderr) {
@@ -160,6 +172,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	sum, err := sensor.Replay(ctx, f, cfg, out.writer())
 	profOK := prof.finish(stderr)
+	if mo != nil && testHoldMetrics != nil {
+		testHoldMetrics(mo.url(), &sum)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %s: %v\n", name, err)
 		if sum.Packets > 0 && !*quiet {

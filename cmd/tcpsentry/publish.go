@@ -25,6 +25,8 @@ type eventFlags struct {
 	wait    bool
 	dataDir string
 	listen  string
+	// ackLatency gets each JetStream publish's latency (metrics).
+	ackLatency func(time.Duration)
 }
 
 // Values of --nats for run.
@@ -109,7 +111,7 @@ func (e *eventFlags) open(sensorName string, live bool, stdout, stderr io.Writer
 	pub, err := natspub.Open(o, natspub.Config{
 		Sensor: sensorName, Mode: mode, Buffer: e.buffer,
 		MaxAge: e.maxAge, MaxBytes: int64(e.maxBytes),
-		Wait: !live, Log: logf,
+		Wait: !live, Log: logf, AckLatency: e.ackLatency,
 	})
 	if err != nil {
 		out.close()

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/metrics"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 	"github.com/tcpsentry/tcpsentry/ring"
 	"github.com/tcpsentry/tcpsentry/ring/filter"
@@ -67,6 +68,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		cpuList   string
 		filterStr string
 		netns     string
+		metAddr   string
 	)
 	fs.Var(&ifaces, "i", "interface to capture on (repeatable: -i eth1 -i lo)")
 	fs.IntVar(&cfg.Workers, "workers", 0, "number of workers, each with one socket per interface (default: one per CPU of --cpus)")
@@ -81,6 +83,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
 	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
 	quiet := fs.Bool("quiet", false, "no start line and no summary on stderr (warnings still)")
+	registerMetrics(fs, &metAddr, metrics.DefaultAddr)
 	var ef eventFlags
 	ef.register(fs, true)
 	fs.Usage = func() {
@@ -141,6 +144,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	// After the sockets: a wrong interface or a missing capability is
 	// said before a broker starts. The ring holds what arrives meanwhile.
+	mo, ok := serveMetrics(metAddr, &cfg, &ef, stderr)
+	if !ok {
+		live.Close()
+		return 1
+	}
+	defer mo.close()
 	out, err := ef.open(cfg.Name, true, stdout, stderr)
 	if err != nil {
 		live.Close()
@@ -148,8 +157,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cfg.Sink = out.sink()
+	mo.setNATS(out)
 	if !*quiet {
-		writeStart(stderr, live, lcfg, cfg, filterStr, out)
+		writeStart(stderr, live, lcfg, cfg, filterStr, out, mo.url())
 	}
 	for _, ifc := range live.Interfaces() {
 		if len(ifc.Offloads) > 0 {
@@ -228,7 +238,7 @@ func formatCPUs(cpus []int) string {
 // events it still holds.
 const runDeliverWait = 5 * time.Second
 
-func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string, out *eventOut) {
+func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string, out *eventOut, metricsURL string) {
 	var ifs []string
 	for _, ifc := range live.Interfaces() {
 		d := "Ethernet"
@@ -252,6 +262,9 @@ func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.C
 	}
 	if out.where != "" {
 		fmt.Fprintf(w, "tcpsentry: events to %s\n", out.where)
+	}
+	if metricsURL != "" {
+		fmt.Fprintf(w, "tcpsentry: metrics on %s\n", metricsURL)
 	}
 	// The capturing line comes last: it says that the sockets are bound.
 	per := int64(lcfg.BlockSize) * int64(lcfg.Blocks)

@@ -37,6 +37,9 @@ func startRun(t *testing.T, args ...string) *sensorProc {
 	if !slices.Contains(args, "--nats") {
 		args = append([]string{"--nats", "off"}, args...) // events on stdout
 	}
+	if !slices.Contains(args, "--metrics-addr") {
+		args = append([]string{"--metrics-addr", "off"}, args...) // 9717 may be taken
+	}
 	p := &sensorProc{cmd: exec.Command(os.Args[0], append([]string{"run"}, args...)...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), asCommand+"=1")
 	out, err := p.cmd.StdoutPipe()

@@ -49,6 +49,10 @@ type Config struct {
 	// (event.action), event.id and JSON body (the NATS publisher).
 	Sink Sink
 
+	// Observer, when set, is given the pipeline's counters as it runs
+	// (see Observer.Snapshot).
+	Observer *Observer
+
 	// flowEnded, when set, sees every connection as it leaves a
 	// worker's table (the tests compare live and replay flow by flow).
 	flowEnded func(worker int, c *flowtable.Conn)
@@ -123,6 +127,7 @@ type pipeline struct {
 	workers []*Worker
 	pub     *publisher
 	start   time.Time
+	ended   atomic.Bool // every worker and the publisher are done
 }
 
 // Timestamps out of order within a worker's input, tolerated without
@@ -156,12 +161,20 @@ func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() 
 			p.pub.abort()
 			return nil, err
 		}
+		w.live = newWorkerLive(len(cfg.Interfaces), w.flows.Capacity())
 		w.endClock = endClock
 		w.reorder = reorder
 		if batch > 0 {
 			w.batch = ring.NewBatch(batch)
 		}
 		p.workers = append(p.workers, w)
+	}
+	if cfg.Observer != nil {
+		ifaces := cfg.Interfaces
+		if len(ifaces) == 0 {
+			ifaces = []string{ReplayInterface}
+		}
+		cfg.Observer.attach(p, ifaces)
 	}
 	return p, nil
 }
@@ -190,6 +203,7 @@ func (p *pipeline) run(cpus []int, failed func(), log io.Writer) error {
 	}
 	wg.Wait()
 	perr := p.pub.wait()
+	p.ended.Store(true)
 	for _, e := range errs {
 		if e != nil {
 			return e
@@ -297,7 +311,7 @@ func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Write
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		watchDrops(live, log, watchDone)
+		watchDrops(live, log, watchDone, cfg.Observer)
 	}()
 	err = p.run(cpus, stopNow, log)
 	close(watchDone)
@@ -306,16 +320,23 @@ func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Write
 	sum := p.summary()
 	sum.Interfaces = live.Interfaces()
 	sum.Kernel = live.Stats()
+	if cfg.Observer != nil {
+		cfg.Observer.setKernel(append([]ring.IfaceStats(nil), sum.Kernel...))
+	}
 	return sum, err
 }
 
-// watchDrops reads the kernel's counters once a second and says loudly
-// when an interface dropped packets.
-func watchDrops(live *ring.Live, log io.Writer, done <-chan struct{}) {
+// watchDrops reads the kernel's counters once a second, says loudly
+// when an interface dropped packets, and hands them to obs (when not
+// nil): reading them resets the kernel's, so nobody else may.
+func watchDrops(live *ring.Live, log io.Writer, done <-chan struct{}, obs *Observer) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	ifs := live.Interfaces()
 	prev := live.Stats()
+	if obs != nil {
+		obs.setKernel(prev)
+	}
 	for {
 		select {
 		case <-done:
@@ -323,6 +344,9 @@ func watchDrops(live *ring.Live, log io.Writer, done <-chan struct{}) {
 		case <-tick.C:
 		}
 		cur := live.Stats()
+		if obs != nil {
+			obs.setKernel(cur) // a copy: Stats returns a new slice
+		}
 		for i := range cur {
 			if d := cur[i].Drops - prev[i].Drops; d > 0 {
 				fmt.Fprintf(log, "tcpsentry: WARNING: %s: the kernel dropped %d of %d packets in the last second (ring full: the workers fell behind; analysis of the affected flows is incomplete)\n",
@@ -369,6 +393,7 @@ type publisher struct {
 	id    []byte
 	werr  error
 	abort func()
+	live  publisherLive
 }
 
 // batchesPerWorker is how many batches each worker has in flight.
@@ -414,6 +439,7 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 				return
 			}
 			p.cor.Add(b)
+			p.live.publish(p.cor)
 			if len(p.in) == 0 && p.bw != nil {
 				// Nothing else waiting: let a live reader see the events
 				// now rather than when 64 KiB have gathered.
@@ -430,6 +456,7 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 			}
 		}
 		p.cor.Finish()
+		p.live.publish(p.cor)
 		if p.bw != nil {
 			if err := p.bw.Flush(); err != nil && p.werr == nil {
 				p.werr = fmt.Errorf("writing events: %w", err)

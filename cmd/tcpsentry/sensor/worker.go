@@ -35,6 +35,9 @@ type Worker struct {
 	det     *detectors.Set
 	out     *detectors.Out
 	stats   WorkerStats
+	// live is stats and the table's counters for other goroutines,
+	// copied by run once per batch, never by Process.
+	live *workerLive
 	// reorder is how far before the clock a packet's timestamp may be.
 	reorder int64
 	// endClock returns the capture time the whole input reached, read
@@ -57,6 +60,7 @@ func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Co
 		return nil, err
 	}
 	w.flows = t
+	w.live = newWorkerLive(1, t.Capacity())
 	return w, nil
 }
 
@@ -210,8 +214,10 @@ func (w *Worker) run() error {
 			break
 		}
 		w.Process(w.batch)
+		w.live.publish(w, w.batch.Iface)
 	}
 	w.finish()
+	w.live.publish(w, 0)
 	if errors.Is(err, io.EOF) || errors.Is(err, ring.ErrClosed) {
 		return nil
 	}

@@ -168,6 +168,7 @@ func TestProcessAllocatesNothing(t *testing.T) {
 				b.TS[i] += shift // every run is a new hour: new connections, same ports
 			}
 			w.Process(b)
+			w.live.publish(w, b.Iface) // as run does after each batch
 		}
 		shift = 3600e9
 	}

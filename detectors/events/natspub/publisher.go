@@ -69,6 +69,11 @@ type Config struct {
 	Wait bool
 	// Log receives one line per change of the connection's state.
 	Log func(msg string)
+	// AckLatency, when set, is called by the sender for every event
+	// JetStream acknowledges, with the time from its (last) publish to
+	// when the sender took the acknowledgement, which it takes in order.
+	// Core mode has no acknowledgements.
+	AckLatency func(time.Duration)
 }
 
 // Stats counts what became of the events given to Publish. Every event
@@ -126,6 +131,7 @@ type Publisher struct {
 	// wsent have a live publish (the rest are to be sent again).
 	win    []entry
 	futs   []jetstream.PubAckFuture
+	sentAt []time.Time // with Config.AckLatency: when each was published
 	wfirst int
 	wn     int
 	wsent  int
@@ -192,6 +198,9 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 		p.js = js
 		p.win = make([]entry, cfg.InFlight)
 		p.futs = make([]jetstream.PubAckFuture, cfg.InFlight)
+		if cfg.AckLatency != nil {
+			p.sentAt = make([]time.Time, cfg.InFlight)
+		}
 		if nc.IsConnected() {
 			if err := p.ensureStream(); err != nil {
 				return nil, err
@@ -351,6 +360,9 @@ func (p *Publisher) Stats() Stats {
 	return s
 }
 
+// Connected reports whether the connection to the broker is up now.
+func (p *Publisher) Connected() bool { return p.nc.IsConnected() }
+
 // Close waits until every held event is published or ctx ends, then
 // stops the sender; what is still held is counted as Unsent. It closes
 // the connection only if Open made it.
@@ -488,6 +500,9 @@ func (p *Publisher) sendSome(connected bool) (int, error) {
 			return n, err
 		}
 		p.futs[slot] = f
+		if p.sentAt != nil {
+			p.sentAt[slot] = time.Now()
+		}
 		if p.wsent < before {
 			again++
 		}
@@ -578,6 +593,9 @@ func (p *Publisher) retire(block bool) (bool, error) {
 			}
 		}
 		p.futs[p.wfirst] = nil
+		if p.sentAt != nil {
+			p.cfg.AckLatency(time.Since(p.sentAt[p.wfirst]))
+		}
 		p.wfirst = (p.wfirst + 1) % len(p.win)
 		p.wn--
 		p.wsent--

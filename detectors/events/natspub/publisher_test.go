@@ -3,6 +3,7 @@ package natspub_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,9 +61,18 @@ func TestPublishJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	p, err := natspub.New(nc, natspub.Config{Sensor: "s1", Buffer: 1000})
+	var acks, slow atomic.Uint64
+	p, err := natspub.New(nc, natspub.Config{Sensor: "s1", Buffer: 1000, AckLatency: func(d time.Duration) {
+		acks.Add(1)
+		if d <= 0 || d > 30*time.Second {
+			slow.Add(1)
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !p.Connected() {
+		t.Fatal("not connected")
 	}
 	const n = 5000
 	for i := range n {
@@ -73,6 +83,10 @@ func TestPublishJetStream(t *testing.T) {
 	st := p.Close(ctx)
 	if st.Published+st.Dropped != n || st.Unsent != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+	// Every acknowledged event had its latency taken, and a sane one.
+	if acks.Load() != st.Published || slow.Load() != 0 {
+		t.Fatalf("%d latencies (%d out of range) for %d published", acks.Load(), slow.Load(), st.Published)
 	}
 	ids := streamIDs(t, b.ClientURL())
 	if uint64(len(ids)) != st.Published {
