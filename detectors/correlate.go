@@ -50,6 +50,9 @@ type Correlator struct {
 	// into them.
 	Counts [NumTypes]uint64
 	Folded [NumTypes]uint64
+	// Suppressed counts the occurrences of disabled types (Config.Disabled)
+	// that were not emitted, folded repeats included.
+	Suppressed [NumTypes]uint64
 	// Late counts items processed before their turn because the queue was
 	// full (order, and so worker independence, is lost for them).
 	Late uint64
@@ -112,6 +115,15 @@ func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
 	c.pairSeed = randomSeed()
 	c.folds = newAggTable[foldKey, fold](FoldTableSize, func(k *foldKey, f *fold) { c.closeFold(f) })
 	return c
+}
+
+// SetConfig replaces the configuration for the items processed from now
+// on; call it from the goroutine that calls Add. Open fold windows keep
+// their end; a changed FailedWindow or RSTWindow starts its counts afresh
+// (the old buckets no longer line up with the new width).
+func (c *Correlator) SetConfig(cfg Config) {
+	cfg.defaults()
+	c.cfg = cfg
 }
 
 // qitem is a queued event (ev >= 0) or fact (fact >= 0).

@@ -14,8 +14,9 @@ import (
 	"github.com/tcpsentry/tcpsentry/flowtable"
 )
 
-// Config holds the detectors' thresholds; the zero value of a field means
-// its default.
+// Config holds the detectors' thresholds and which types are emitted,
+// at what severity; the zero value of a field means its default. It is a
+// comparable value, so a running sensor can tell what a reload changed.
 type Config struct {
 	// SynRetransmits is the SYN retransmission at which syn_unanswered
 	// fires without waiting for the handshake timer (default 3).
@@ -39,6 +40,14 @@ type Config struct {
 	// Fold is how long repeats of a per-connection event are folded into
 	// one (default 60 s); TSFold the same for ts_regression (default 10 min).
 	Fold, TSFold time.Duration
+
+	// Disabled types are not emitted. Their detectors still run and feed
+	// the cross-connection findings (an unanswered SYN still counts
+	// towards failed_connection_rate); Correlator.Suppressed counts them.
+	Disabled [NumTypes]bool
+	// Severity, where not 0, replaces the severity of every emitted event
+	// of a type, whatever its cause.
+	Severity [NumTypes]Severity
 }
 
 // Defaults.
@@ -80,6 +89,12 @@ func (c *Config) defaults() {
 	defd(&c.TSFold, DefaultTSFold)
 }
 
+// Defaults returns c with every zero threshold set to its default.
+func (c Config) Defaults() Config {
+	c.defaults()
+	return c
+}
+
 // Fired bits in Conn.Notes.Fired: one per detector type.
 func firedBit(t Type) uint32 { return 1 << t }
 
@@ -107,6 +122,13 @@ var _ flowtable.Handler = (*Set)(nil)
 func NewSet(cfg Config, out *Out) *Set {
 	cfg.defaults()
 	return &Set{cfg: cfg, out: out}
+}
+
+// SetConfig replaces the thresholds from the next segment on. Call it
+// from the worker that owns s, between batches.
+func (s *Set) SetConfig(cfg Config) {
+	cfg.defaults()
+	s.cfg = cfg
 }
 
 // begin starts an event of type t about c, once per connection; it

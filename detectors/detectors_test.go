@@ -200,6 +200,9 @@ func TestNamesComplete(t *testing.T) {
 		if typeNames[i] == "" {
 			t.Errorf("type %d has no name", i)
 		}
+		if severityNotes[i] == "" {
+			t.Errorf("type %s has no severity note", i)
+		}
 	}
 	for i := Cause(1); i < NumCauses; i++ {
 		if causeNames[i] == "" {

@@ -49,8 +49,13 @@ func (c *Correlator) foldWindow(t Type) int64 {
 }
 
 // fold sends e out when it opens a window, else counts it into the
-// window's report.
+// window's report. A disabled type stops here, after the aggregates it
+// feeds.
 func (c *Correlator) fold(e *Event) {
+	if c.cfg.Disabled[e.Type] {
+		c.Suppressed[e.Type]++
+		return
+	}
 	k := foldKey{t: e.Type, family: e.Family, server: e.Server.Addr}
 	switch e.Type {
 	case TypeFailedConnectionRate, TypeRstStorm:
@@ -110,6 +115,14 @@ func (c *Correlator) closeFold(f *fold) {
 }
 
 func (c *Correlator) out(e *Event) {
+	if c.cfg.Disabled[e.Type] {
+		// The report of a window opened before a reload disabled the type.
+		c.Suppressed[e.Type] += uint64(e.Count)
+		return
+	}
+	if s := c.cfg.Severity[e.Type]; s != 0 {
+		e.Severity = s
+	}
 	c.Counts[e.Type]++
 	c.emit(e)
 }

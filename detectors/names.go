@@ -116,6 +116,40 @@ func (s Severity) String() string {
 	return "unknown"
 }
 
+// ParseSeverity returns the severity named s (notice, warning, critical).
+func ParseSeverity(s string) (Severity, bool) {
+	for v := SeverityNotice; v <= SeverityCritical; v++ {
+		if s == v.String() {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// severityNotes says the severity each type is emitted with when
+// Config.Severity does not replace it.
+var severityNotes = [NumTypes]string{
+	TypeSynackRetransmitAfterAck: "warning",
+	TypeInvalidAck:               "warning; notice when the cause is ack_of_unseen_segment",
+	TypeRstAfterInvalidAck:       "warning",
+	TypeRstIgnored:               "warning",
+	TypeRequestUnanswered:        "warning",
+	TypeSynUnanswered:            "warning; critical when the cause is paws_nat_timestamps",
+	TypeTSRegression:             "notice",
+	TypePortReuseRejected:        "warning",
+	TypeConnectionRefused:        "notice",
+	TypeFailedConnectionRate:     "warning",
+	TypeRstStorm:                 "warning",
+}
+
+// SeverityNote says in words the severity t's events have by default.
+func (t Type) SeverityNote() string {
+	if t < NumTypes {
+		return severityNotes[t]
+	}
+	return ""
+}
+
 // EvidenceKey names one value in tcpsentry.evidence. Names are stable API.
 type EvidenceKey uint8
 

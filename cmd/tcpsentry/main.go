@@ -3,6 +3,7 @@
 //
 //	tcpsentry run -i IFACE [-i IFACE...] [flags]
 //	tcpsentry replay [flags] FILE.pcap[ng]
+//	tcpsentry config check [FILE] | config default
 package main
 
 import (
@@ -47,6 +48,11 @@ commands:
                 JSON lines on stdout, a summary on stderr
   events        print the events stored in NATS (filter with --type,
                 --sensor, --since; --follow to keep printing new ones)
+  config check [FILE]
+                check a configuration file (default
+                /etc/tcpsentry/tcpsentry.yaml)
+  config default
+                print a configuration file with every default
   version       print the version
 
 Run 'tcpsentry <command> -h' for the flags of a command.
@@ -64,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replayCmd(args[1:], stdout, stderr)
 	case "events":
 		return eventsCmd(args[1:], stdout, stderr)
+	case "config":
+		return configCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tcpsentry %s\n", version)
 		return 0
@@ -92,26 +100,45 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func replayCmd(args []string, stdout, stderr io.Writer) int {
+// replayFlags are the flags of replay and the values they set.
+type replayFlags struct {
+	fs     *flag.FlagSet
+	cfg    sensor.Config
+	quiet  bool
+	prof   profiles
+	ef     eventFlags
+	config string
+	// metrics is --metrics-addr.
+	metrics string
+}
+
+// newReplayFlags returns replay's flag set; errors go to stderr.
+func newReplayFlags(stderr io.Writer) *replayFlags {
+	r := &replayFlags{}
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg sensor.Config
-	fs.IntVar(&cfg.Workers, "workers", 0, "number of workers (default: number of CPUs)")
-	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
-	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
-	quiet := fs.Bool("quiet", false, "no summary on stderr")
-	var metAddr string
-	registerMetrics(fs, &metAddr, "off")
-	var prof profiles
-	fs.StringVar(&prof.cpuPath, "cpuprofile", "", "write a CPU profile of the replay to `FILE` (runtime/pprof; read it with go tool pprof)")
-	fs.StringVar(&prof.memPath, "memprofile", "", "after the replay, write a memory profile to `FILE`: runtime.GC, then pprof.Lookup(\"allocs\"), every sampled allocation since the start (go tool pprof -sample_index=inuse_space shows the heap still in use)")
-	var ef eventFlags
-	ef.register(fs, false)
+	r.fs = fs
+	fs.Var(intFlag{&r.cfg.Workers, 0, maxWorkers}, "workers", "`number` of workers (default: number of CPUs)")
+	r.cfg.Flows = sensor.DefaultFlows
+	fs.Var(intFlag{&r.cfg.Flows, 1, maxFlows}, "flows", "flow table `capacity` of the sensor, split over the workers")
+	fs.StringVar(&r.cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
+	fs.BoolVar(&r.quiet, "quiet", false, "no summary on stderr")
+	registerMetrics(fs, &r.metrics, "off")
+	fs.StringVar(&r.prof.cpuPath, "cpuprofile", "", "write a CPU profile of the replay to `FILE` (runtime/pprof; read it with go tool pprof)")
+	fs.StringVar(&r.prof.memPath, "memprofile", "", "after the replay, write a memory profile to `FILE`: runtime.GC, then pprof.Lookup(\"allocs\"), every sampled allocation since the start (go tool pprof -sample_index=inuse_space shows the heap still in use)")
+	r.ef.register(fs, false)
+	registerTuning(fs, &r.cfg)
+	configFlag(fs, &r.config, "")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tcpsentry replay [flags] FILE.pcap[ng]\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: tcpsentry replay [flags] FILE.pcap[ng]\n\nWith --config, replay takes the detector and flow-table settings of the\nfile (the detectors section, fold, the thresholds and timeouts); its\ncapture and event settings are checked but left to run.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
+	return r
+}
+
+func replayCmd(args []string, stdout, stderr io.Writer) int {
+	rf := newReplayFlags(stderr)
+	pos, err := parseInterspersed(rf.fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -119,15 +146,21 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(pos) != 1 {
-		fs.Usage()
+		rf.fs.Usage()
 		return 2
 	}
-	if !checkSizes(&cfg, stderr) {
+	st, err := loadConfig(rf.fs, rf.config, isTuning, &rf.cfg.Detectors)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 2
 	}
+	cfg, prof, quiet, ef := rf.cfg, &rf.prof, &rf.quiet, &rf.ef
 	if prof.cpuPath != "" && prof.memPath != "" && filepath.Clean(prof.cpuPath) == filepath.Clean(prof.memPath) {
 		fmt.Fprintf(stderr, "tcpsentry: --cpuprofile and --memprofile name the same file %s\n", prof.cpuPath)
 		return 2
+	}
+	if st.path != "" && !*quiet {
+		fmt.Fprintf(stderr, "tcpsentry: %s\n", st.describe())
 	}
 	cfg.Version = version
 	name := pos[0]
@@ -146,7 +179,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if !prof.create(stderr) {
 		return 1
 	}
-	mo, ok := serveMetrics(metAddr, &cfg, &ef, stderr)
+	mo, ok := serveMetrics(rf.metrics, &cfg, ef, stderr)
 	if !ok {
 		prof.discard()
 		return 1
@@ -293,21 +326,6 @@ func (p *profiles) discard() {
 // replayDeliverWait is how long a replay waits at its end for NATS to
 // take the events it still holds.
 const replayDeliverWait = 30 * time.Second
-
-// checkSizes checks --workers and --flows, the flags that size memory, and
-// says what is wrong on stderr.
-func checkSizes(cfg *sensor.Config, stderr io.Writer) bool {
-	if cfg.Workers < 0 || cfg.Workers > maxWorkers {
-		fmt.Fprintf(stderr, "tcpsentry: --workers must be between 0 (one per CPU) and %d\n", maxWorkers)
-		return false
-	}
-	if cfg.Flows < 1 || cfg.Flows > maxFlows {
-		// A flow costs about 405 bytes of address space (resident as used).
-		fmt.Fprintf(stderr, "tcpsentry: --flows must be between 1 and %d\n", maxFlows)
-		return false
-	}
-	return true
-}
 
 // describeOpenError is the reason a file could not be opened, without
 // the path and operation the caller already names.

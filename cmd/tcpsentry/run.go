@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/config"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/metrics"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 	"github.com/tcpsentry/tcpsentry/ring"
@@ -57,55 +58,84 @@ func (s *sizeFlag) Set(v string) error {
 	return nil
 }
 
-func runCmd(args []string, stdout, stderr io.Writer) int {
+// runFlags are the flags of run and the values they set.
+type runFlags struct {
+	fs        *flag.FlagSet
+	ifaces    listFlag
+	cfg       sensor.Config
+	lcfg      ring.LiveConfig
+	blockSize sizeFlag
+	cpuList   string
+	filterStr string
+	netns     string
+	quiet     bool
+	ef        eventFlags
+	config    string
+	metrics   string // --metrics-addr
+}
+
+// newRunFlags returns run's flag set; errors go to stderr.
+func newRunFlags(stderr io.Writer) *runFlags {
+	r := &runFlags{blockSize: sizeFlag(ring.DefaultBlockSize)}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		ifaces    listFlag
-		cfg       sensor.Config
-		lcfg      ring.LiveConfig
-		blockSize = sizeFlag(ring.DefaultBlockSize)
-		cpuList   string
-		filterStr string
-		netns     string
-		metAddr   string
-	)
-	fs.Var(&ifaces, "i", "interface to capture on (repeatable: -i eth1 -i lo)")
-	fs.IntVar(&cfg.Workers, "workers", 0, "number of workers, each with one socket per interface (default: one per CPU of --cpus)")
-	fs.StringVar(&cpuList, "cpus", "", "CPUs to pin the workers to, e.g. 0-3,6 (default: every CPU the process may use)")
-	fs.StringVar(&filterStr, "filter", "", "capture filter in tcpdump syntax, run in the kernel, e.g. 'tcp and not port 22'")
-	fs.BoolVar(&lcfg.NoPromisc, "no-promisc", false, "leave promiscuous mode off (it is on for every interface but loopback)")
-	fs.Var(&blockSize, "ring-block-size", "size of one ring block (power of two; K, M suffixes)")
-	fs.IntVar(&lcfg.Blocks, "ring-blocks", ring.DefaultBlocks, "ring blocks per socket")
-	fs.IntVar(&lcfg.FrameSize, "ring-frame-size", ring.DefaultFrameSize, "ring frame size (tp_frame_size)")
-	fs.DurationVar(&lcfg.RetireTimeout, "ring-timeout", ring.DefaultRetireTimeout, "block-retire timeout: how long a partly filled block waits")
-	fs.StringVar(&netns, "netns", "", "capture in this network namespace (a name from 'ip netns' or a path)")
-	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
-	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
-	quiet := fs.Bool("quiet", false, "no start line and no summary on stderr (warnings still)")
-	registerMetrics(fs, &metAddr, metrics.DefaultAddr)
-	var ef eventFlags
-	ef.register(fs, true)
+	r.fs = fs
+	fs.Var(&r.ifaces, "i", "interface to capture on (repeatable: -i eth1 -i lo)")
+	fs.Var(intFlag{&r.cfg.Workers, 0, maxWorkers}, "workers", "`number` of workers, each with one socket per interface (default: one per CPU of --cpus)")
+	fs.StringVar(&r.cpuList, "cpus", "", "CPUs to pin the workers to, e.g. 0-3,6 (default: every CPU the process may use)")
+	fs.StringVar(&r.filterStr, "filter", "", "capture filter in tcpdump syntax, run in the kernel, e.g. 'tcp and not port 22'")
+	fs.BoolVar(&r.lcfg.NoPromisc, "no-promisc", false, "leave promiscuous mode off (it is on for every interface but loopback)")
+	fs.Var(&r.blockSize, "ring-block-size", "size of one ring block (power of two; K, M suffixes)")
+	fs.IntVar(&r.lcfg.Blocks, "ring-blocks", ring.DefaultBlocks, "ring blocks per socket")
+	fs.IntVar(&r.lcfg.FrameSize, "ring-frame-size", ring.DefaultFrameSize, "ring frame size (tp_frame_size)")
+	fs.DurationVar(&r.lcfg.RetireTimeout, "ring-timeout", ring.DefaultRetireTimeout, "block-retire timeout: how long a partly filled block waits")
+	fs.StringVar(&r.netns, "netns", "", "capture in this network namespace (a name from 'ip netns' or a path)")
+	r.cfg.Flows = sensor.DefaultFlows
+	fs.Var(intFlag{&r.cfg.Flows, 1, maxFlows}, "flows", "flow table `capacity` of the sensor, split over the workers")
+	fs.StringVar(&r.cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
+	fs.BoolVar(&r.quiet, "quiet", false, "no start line and no summary on stderr (warnings still)")
+	registerMetrics(fs, &r.metrics, metrics.DefaultAddr)
+	r.ef.register(fs, true)
+	registerTuning(fs, &r.cfg)
+	configFlag(fs, &r.config, config.DefaultPath)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tcpsentry run -i IFACE [-i IFACE...] [flags]\n\nCaptures live traffic and publishes events to NATS (by default an embedded\nbroker on 127.0.0.1:4222; read them with 'tcpsentry events --follow') until\ninterrupted (SIGINT or SIGTERM), then prints a summary on stderr.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: tcpsentry run -i IFACE [-i IFACE...] [flags]\n\nCaptures live traffic and publishes events to NATS (by default an embedded\nbroker on 127.0.0.1:4222; read them with 'tcpsentry events --follow') until\ninterrupted (SIGINT or SIGTERM), then prints a summary on stderr. SIGHUP\nreads the --config file again and applies its detector settings.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
+	return r
+}
+
+// resolveRun parses run's command line and applies the configuration
+// file under it. code is the exit code when it fails (0 for -h).
+func resolveRun(args []string, stderr io.Writer) (r *runFlags, st *settings, code int, ok bool) {
+	r = newRunFlags(stderr)
+	pos, err := parseInterspersed(r.fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return nil, nil, 0, false
 	}
 	if err != nil {
-		return 2
+		return nil, nil, 2, false
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "tcpsentry: run takes no arguments (got %q); a filter goes in --filter\n", strings.Join(pos, " "))
-		return 2
+		return nil, nil, 2, false
 	}
-	if len(ifaces) == 0 {
+	st, err = loadConfig(r.fs, r.config, nil, &r.cfg.Detectors)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		return nil, nil, 2, false
+	}
+	return r, st, 0, true
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	rf, st, code, ok := resolveRun(args, stderr)
+	if !ok {
+		return code
+	}
+	cfg, lcfg, filterStr, netns := rf.cfg, rf.lcfg, rf.filterStr, rf.netns
+	if len(rf.ifaces) == 0 {
 		fmt.Fprintf(stderr, "tcpsentry: run needs an interface: -i IFACE (interfaces here: %s)\n", strings.Join(interfaceNames(), ", "))
-		return 2
-	}
-	if !checkSizes(&cfg, stderr) {
 		return 2
 	}
 	allowed, err := ring.CPUs()
@@ -114,8 +144,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cpus := allowed
-	if cpuList != "" {
-		if cpus, err = parseCPUList(cpuList, allowed); err != nil {
+	if rf.cpuList != "" {
+		if cpus, err = parseCPUList(rf.cpuList, allowed); err != nil {
 			fmt.Fprintf(stderr, "tcpsentry: --cpus: %v\n", err)
 			return 2
 		}
@@ -128,7 +158,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if netns != "" && !strings.Contains(netns, "/") {
 		netns = "/var/run/netns/" + netns
 	}
-	lcfg.Interfaces, lcfg.Workers, lcfg.BlockSize, lcfg.Netns = ifaces, cfg.Workers, int(blockSize), netns
+	lcfg.Interfaces, lcfg.Workers, lcfg.BlockSize, lcfg.Netns = rf.ifaces, cfg.Workers, int(rf.blockSize), netns
 	// Compiled here once to tell a bad expression from a capture error;
 	// the ring compiles it again for each interface's link type.
 	if _, err := filter.Compile(filterStr, uint16(ring.LinkTypeEthernet), filter.Options{KernelVLAN: true}); err != nil {
@@ -144,13 +174,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	// After the sockets: a wrong interface or a missing capability is
 	// said before a broker starts. The ring holds what arrives meanwhile.
-	mo, ok := serveMetrics(metAddr, &cfg, &ef, stderr)
+	mo, ok := serveMetrics(rf.metrics, &cfg, &rf.ef, stderr)
 	if !ok {
 		live.Close()
 		return 1
 	}
 	defer mo.close()
-	out, err := ef.open(cfg.Name, true, stdout, stderr)
+	out, err := rf.ef.open(cfg.Name, true, stdout, stderr)
 	if err != nil {
 		live.Close()
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
@@ -158,22 +188,28 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Sink = out.sink()
 	mo.setNATS(out)
-	if !*quiet {
-		writeStart(stderr, live, lcfg, cfg, filterStr, out, mo.url())
+	log := &syncWriter{w: stderr}
+	cfg.Reload = &sensor.Reload{}
+	// Before the start lines: once they are out, a SIGHUP must not kill.
+	stopHUP := watchHUP(&reloader{args: args, st: st, cfg: cfg.Detectors, to: cfg.Reload, log: log})
+	defer stopHUP()
+	if !rf.quiet {
+		writeStart(log, live, lcfg, cfg, filterStr, out, st, mo.url())
 	}
 	for _, ifc := range live.Interfaces() {
 		if len(ifc.Offloads) > 0 {
-			fmt.Fprintf(stderr, "tcpsentry: warning: %s: %s on: the capture sees coalesced giant frames instead of the segments on the wire, which distorts sequence analysis; turn them off with 'ethtool -K %s gro off lro off tso off gso off'\n",
+			fmt.Fprintf(log, "tcpsentry: warning: %s: %s on: the capture sees coalesced giant frames instead of the segments on the wire, which distorts sequence analysis; turn them off with 'ethtool -K %s gro off lro off tso off gso off'\n",
 				ifc.Name, strings.Join(ifc.Offloads, ", "), ifc.Name)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sum, err := sensor.Capture(ctx, live, cfg, out.writer(), stderr)
-	if !*quiet || err != nil {
+	sum, err := sensor.Capture(ctx, live, cfg, out.writer(), log)
+	stopHUP()
+	if !rf.quiet || err != nil {
 		writeLiveSummary(stderr, &sum)
 	}
-	ferr := out.finish(runDeliverWait, stderr, *quiet)
+	ferr := out.finish(runDeliverWait, stderr, rf.quiet)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 1
@@ -238,7 +274,7 @@ func formatCPUs(cpus []int) string {
 // events it still holds.
 const runDeliverWait = 5 * time.Second
 
-func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string, out *eventOut, metricsURL string) {
+func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string, out *eventOut, st *settings, metricsURL string) {
 	var ifs []string
 	for _, ifc := range live.Interfaces() {
 		d := "Ethernet"
@@ -266,6 +302,7 @@ func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.C
 	if metricsURL != "" {
 		fmt.Fprintf(w, "tcpsentry: metrics on %s\n", metricsURL)
 	}
+	fmt.Fprintf(w, "tcpsentry: %s\n", st.describe())
 	// The capturing line comes last: it says that the sockets are bound.
 	per := int64(lcfg.BlockSize) * int64(lcfg.Blocks)
 	fmt.Fprintf(w, "tcpsentry: capturing on %s with %d worker(s) on CPUs %s; ring %d x %s blocks = %s per socket, %s in all (%d socket(s))\n",

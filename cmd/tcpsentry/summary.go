@@ -51,6 +51,11 @@ func writeCounts(w io.Writer, s *sensor.Summary) {
 			parts = append(parts, fmt.Sprintf("%d %s", n, t))
 		}
 	}
+	for t := detectors.Type(1); t < detectors.NumTypes; t++ {
+		if n := s.Suppressed[t]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s not written (disabled)", n, t))
+		}
+	}
 	if s.EventsLost > 0 {
 		parts = append(parts, fmt.Sprintf("%d LOST (event buffer full)", s.EventsLost))
 	}

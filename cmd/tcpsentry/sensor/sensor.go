@@ -32,8 +32,12 @@ type Config struct {
 	// Table holds the idle and handshake timeouts (Capacity and Seed are
 	// set by the sensor).
 	Table flowtable.Config
-	// Detectors holds the detector thresholds.
+	// Detectors holds the detector thresholds, and which event types
+	// are emitted at what severity.
 	Detectors detectors.Config
+	// Reload, when set, carries new detector settings to the running
+	// sensor (see Reload.Set); they replace Detectors.
+	Reload *Reload
 	// Name is observer.name in events (default "tcpsentry").
 	Name string
 	// Version is observer.version in events.
@@ -63,6 +67,28 @@ type Sink interface {
 	Publish(action string, id, body []byte)
 }
 
+// Reload hands new detector settings to a running sensor without
+// stopping it: flows, their state and the cross-connection state are
+// kept. Share one between the caller and Config.Reload.
+type Reload struct {
+	cfg atomic.Pointer[detectors.Config]
+}
+
+// Set makes cfg the detectors' configuration. Each worker takes it
+// before its next batch (it checks once per batch, never per packet),
+// the correlator before the next batch it receives: an event is judged
+// by the settings in force when its packets (or, for cross-connection
+// events, the batch that brought them to the correlator) were handled.
+func (r *Reload) Set(cfg detectors.Config) { r.cfg.Store(&cfg) }
+
+// load returns the latest settings, nil before the first Set.
+func (r *Reload) load() *detectors.Config {
+	if r == nil {
+		return nil
+	}
+	return r.cfg.Load()
+}
+
 // DefaultFlows is Config.Flows' default.
 const DefaultFlows = 1_000_000
 
@@ -88,6 +114,7 @@ type Summary struct {
 	Flows        flowtable.Stats            // summed over workers (Active: at the end, before the final flush)
 	Events       [detectors.NumTypes]uint64 // events written, by type
 	Folded       [detectors.NumTypes]uint64 // repeats folded into them (tcpsentry.count)
+	Suppressed   [detectors.NumTypes]uint64 // occurrences of disabled types, not written
 	EventsLost   uint64
 	// Late is the facts and events the correlator handled before their
 	// turn because its queue was full: cross-connection findings about
@@ -163,6 +190,7 @@ func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() 
 		}
 		w.live = newWorkerLive(len(cfg.Interfaces), w.flows.Capacity())
 		w.endClock = endClock
+		w.reload = cfg.Reload
 		w.reorder = reorder
 		if batch > 0 {
 			w.batch = ring.NewBatch(batch)
@@ -233,6 +261,7 @@ func (p *pipeline) summary() Summary {
 	}
 	sum.Events = p.pub.cor.Counts
 	sum.Folded = p.pub.cor.Folded
+	sum.Suppressed = p.pub.cor.Suppressed
 	sum.Late = p.pub.cor.Late
 	return sum
 }
@@ -394,6 +423,9 @@ type publisher struct {
 	werr  error
 	abort func()
 	live  publisherLive
+	// reload and tuned: the settings source and the ones in force.
+	reload *Reload
+	tuned  *detectors.Config
 }
 
 // batchesPerWorker is how many batches each worker has in flight.
@@ -412,9 +444,10 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 			Interfaces: cfg.Interfaces,
 			IDPrefix:   cfg.Name + "-" + hex.EncodeToString(rnd[:]) + "-",
 		},
-		buf:  make([]byte, 0, 4096),
-		sink: cfg.Sink,
-		id:   make([]byte, 0, 64),
+		buf:    make([]byte, 0, 4096),
+		sink:   cfg.Sink,
+		id:     make([]byte, 0, 64),
+		reload: cfg.Reload,
 	}
 	if out != nil {
 		p.bw = bufio.NewWriterSize(out, 64<<10)
@@ -437,6 +470,10 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 			case <-stop:
 				p.done <- nil
 				return
+			}
+			if c := p.reload.load(); c != p.tuned {
+				p.tuned = c
+				p.cor.SetConfig(*c)
 			}
 			p.cor.Add(b)
 			p.live.publish(p.cor)

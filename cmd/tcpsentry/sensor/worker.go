@@ -43,6 +43,9 @@ type Worker struct {
 	// endClock returns the capture time the whole input reached, read
 	// once the source ended, so every worker ends at the same time.
 	endClock func() int64
+	// reload and tuned: the settings source and the ones in force.
+	reload *Reload
+	tuned  *detectors.Config
 }
 
 // newWorker builds worker id; send hands its event batches on (see
@@ -212,6 +215,10 @@ func (w *Worker) run() error {
 	for {
 		if err = w.src.NextBatch(w.batch); err != nil {
 			break
+		}
+		if c := w.reload.load(); c != w.tuned {
+			w.tuned = c
+			w.det.SetConfig(*c)
 		}
 		w.Process(w.batch)
 		w.live.publish(w, w.batch.Iface)
