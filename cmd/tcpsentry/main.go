@@ -30,8 +30,12 @@ const (
 	maxFlows   = 100_000_000
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version may be set at build time with -ldflags "-X main.version=...";
+// versionString says what the binary is when it is not.
+var version string
+
+// devVersion names a build that carries no version at all (go run).
+const devVersion = "0.1.0-dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -65,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "events":
 		return eventsCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "tcpsentry %s\n", version)
+		writeVersion(stdout)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -127,7 +131,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tcpsentry: --cpuprofile and --memprofile name the same file %s\n", prof.cpuPath)
 		return 2
 	}
-	cfg.Version = version
+	cfg.Version = versionString()
 	name := pos[0]
 
 	f, err := os.Open(name)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/privdrop"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 	"github.com/tcpsentry/tcpsentry/ring"
 	"github.com/tcpsentry/tcpsentry/ring/filter"
@@ -81,6 +82,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Flows, "flows", sensor.DefaultFlows, "flow table capacity of the sensor, split over the workers")
 	fs.StringVar(&cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
 	quiet := fs.Bool("quiet", false, "no start line and no summary on stderr (warnings still)")
+	var runAs userFlag
+	fs.Var(&runAs, "user", "as root, switch to this user once the sockets are open (default: "+defaultUser+" if that user exists; '' or root: stay root)")
 	var ef eventFlags
 	ef.register(fs, true)
 	fs.Usage = func() {
@@ -121,7 +124,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		cfg.Workers = len(cpus)
 	}
 	cfg.CPUs = cpus
-	cfg.Version = version
+	cfg.Version = versionString()
 	if netns != "" && !strings.Contains(netns, "/") {
 		netns = "/var/run/netns/" + netns
 	}
@@ -133,6 +136,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	lcfg.Filter = filterStr
+	priv, err := planPrivileges(runAs, os.Geteuid(), privdrop.Lookup)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		return 1
+	}
+	if keepPrivileges {
+		priv = privPlan{}
+	}
 
 	live, err := ring.OpenLive(lcfg)
 	if err != nil {
@@ -141,8 +152,24 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	// After the sockets: a wrong interface or a missing capability is
 	// said before a broker starts. The ring holds what arrives meanwhile.
-	out, err := ef.open(cfg.Name, true, stdout, stderr)
+	// The events file is opened with the sockets, before the privileges
+	// go; the broker starts after, as the user who owns its store.
+	out, err := ef.openFile(stdout)
+	if err == nil && priv.to != nil {
+		if _, embedded := ef.useNATS(); embedded {
+			err = ownDataDir(ef.dataDir, priv.to)
+		}
+	}
+	if err == nil && !keepPrivileges {
+		err = dropPrivileges(priv, *quiet, stderr)
+	}
+	if err == nil {
+		err = ef.connect(out, cfg.Name, true, stderr)
+	}
 	if err != nil {
+		if out != nil {
+			out.close()
+		}
 		live.Close()
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 1
