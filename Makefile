@@ -2,7 +2,20 @@
 # peers side by side, bench/results/<date>/report.md with charts.
 # `make bench` runs as root (the live part needs network namespaces and
 # AF_PACKET) and installs the peers and tools it runs from Debian first.
-.PHONY: test bench bench-deps bench-replay bench-quick
+.PHONY: test bench bench-deps bench-replay bench-quick install install-systemd
+
+# install: a static binary (CGO_ENABLED=0: no C library needed, and only
+# without cgo can tcpsentry clear its capabilities on every thread) where
+# go install puts it ($$GOBIN, else $$(go env GOPATH)/bin), or in
+# $(DESTDIR)$(PREFIX)/bin when PREFIX is given.
+# install-systemd: deploy/tcpsentry.service (ExecStart pointing at
+# $(PREFIX)/bin, default /usr/local), an example /etc/tcpsentry/tcpsentry.env
+# (kept if there is one) and, unless DESTDIR is set, the tcpsentry system
+# user and a daemon-reload. See docs/deploy.md.
+PREFIX ?=
+DESTDIR ?=
+UNITDIR ?= /etc/systemd/system
+SYSTEMD_BINDIR = $(or $(PREFIX),/usr/local)/bin
 
 test:
 	go test -race -p 1 ./...
@@ -23,3 +36,18 @@ bench-replay:
 
 bench-quick:
 	go run ./bench/suite -quick -out $${TMPDIR:-/tmp}/tcpsentry-bench
+
+install:
+	CGO_ENABLED=0 $(if $(PREFIX),GOBIN=$(abspath $(DESTDIR)$(PREFIX)/bin)) go install -trimpath ./cmd/tcpsentry
+
+install-systemd:
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/tcpsentry|$(SYSTEMD_BINDIR)/tcpsentry|' deploy/tcpsentry.service > $(DESTDIR)$(UNITDIR)/tcpsentry.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/tcpsentry.service
+	install -d -m 0755 $(DESTDIR)/etc/tcpsentry
+	test -e $(DESTDIR)/etc/tcpsentry/tcpsentry.env || install -m 0644 deploy/tcpsentry.env $(DESTDIR)/etc/tcpsentry/tcpsentry.env
+	@if [ -z "$(DESTDIR)" ]; then \
+		id -u tcpsentry >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /var/lib/tcpsentry --shell /usr/sbin/nologin tcpsentry; \
+		if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+		echo "install-systemd: set the interfaces in /etc/tcpsentry/tcpsentry.env, then: systemctl enable --now tcpsentry"; \
+	fi

@@ -18,6 +18,8 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	netlab.Main() // the lab re-executes this binary as its servers and clients
+	// run called in-process would switch the test process itself.
+	keepPrivileges = true
 	os.Exit(m.Run())
 }
 

@@ -31,8 +31,12 @@ const (
 	maxFlows   = 100_000_000
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version may be set at build time with -ldflags "-X main.version=...";
+// versionString says what the binary is when it is not.
+var version string
+
+// devVersion names a build that carries no version at all (go run).
+const devVersion = "0.1.0-dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -73,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "config":
 		return configCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "tcpsentry %s\n", version)
+		writeVersion(stdout)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -162,7 +166,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if st.path != "" && !*quiet {
 		fmt.Fprintf(stderr, "tcpsentry: %s\n", st.describe())
 	}
-	cfg.Version = version
+	cfg.Version = versionString()
 	name := pos[0]
 
 	f, err := os.Open(name)

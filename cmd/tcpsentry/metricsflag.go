@@ -30,7 +30,7 @@ func serveMetrics(addr string, cfg *sensor.Config, ef *eventFlags, stderr io.Wri
 		return nil, true
 	}
 	cfg.Observer = &sensor.Observer{}
-	m := metrics.New(version, cfg.Observer)
+	m := metrics.New(versionString(), cfg.Observer)
 	srv, err := metrics.Listen(addr, m)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: --metrics-addr %v\n", err)

@@ -67,16 +67,34 @@ type eventOut struct {
 // open opens the outputs. sensorName is the subject token; live says
 // whether this is run (embedded broker, no waiting for room).
 func (e *eventFlags) open(sensorName string, live bool, stdout, stderr io.Writer) (*eventOut, error) {
-	mode, err := e.nats.publishMode()
+	out, err := e.openFile(stdout)
 	if err != nil {
+		return nil, err
+	}
+	if err := e.connect(out, sensorName, live, stderr); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// useNATS says whether events go to NATS; embedded, to the embedded
+// broker.
+func (e *eventFlags) useNATS() (use, embedded bool) {
+	urls := strings.TrimSpace(e.nats.urls)
+	return urls != "" && urls != natsOff, urls == natsEmbedded
+}
+
+// openFile checks the flags and opens the JSON-lines output: run opens it
+// before it gives up root, as it does its sockets.
+func (e *eventFlags) openFile(stdout io.Writer) (*eventOut, error) {
+	if _, err := e.nats.publishMode(); err != nil {
 		return nil, err
 	}
 	if e.buffer < 2 || e.buffer > 100_000_000 {
 		return nil, errors.New("--events-buffer must be between 2 and 100000000")
 	}
 	out := &eventOut{}
-	urls := strings.TrimSpace(e.nats.urls)
-	useNATS := urls != "" && urls != natsOff
+	useNATS, _ := e.useNATS()
 	switch f := e.file; {
 	case f == autoFile && !useNATS, f == "-":
 		out.w = stdout
@@ -88,20 +106,29 @@ func (e *eventFlags) open(sensorName string, live bool, stdout, stderr io.Writer
 		}
 		out.file, out.w = fh, fh
 	}
+	return out, nil
+}
+
+// connect starts the embedded broker (live only) and the publisher, if
+// events go to NATS; on error it closes out.
+func (e *eventFlags) connect(out *eventOut, sensorName string, live bool, stderr io.Writer) error {
+	useNATS, _ := e.useNATS()
 	if !useNATS {
-		return out, nil
+		return nil
 	}
+	mode, _ := e.nats.publishMode() // checked by openFile
+	urls := strings.TrimSpace(e.nats.urls)
 	o := e.nats.opts
 	o.URLs, o.Name = urls, "tcpsentry "+sensorName
 	if live && urls == natsEmbedded {
 		if o.Creds != "" || o.NKey != "" || o.User != "" || o.Token != "" || o.TLSCA != "" || o.TLSCert != "" {
 			out.close()
-			return nil, errors.New("the --nats-* credentials and TLS flags are for an external server (--nats URL); the embedded broker listens on loopback without them")
+			return errors.New("the --nats-* credentials and TLS flags are for an external server (--nats URL); the embedded broker listens on loopback without them")
 		}
 		b, err := broker.Start(broker.Config{Listen: e.listen, DataDir: e.dataDir})
 		if err != nil {
 			out.close()
-			return nil, err
+			return err
 		}
 		out.broker = b
 		o.URLs, o.InProcess = b.ClientURL(), b
@@ -115,7 +142,7 @@ func (e *eventFlags) open(sensorName string, live bool, stdout, stderr io.Writer
 	})
 	if err != nil {
 		out.close()
-		return nil, err
+		return err
 	}
 	out.pub = pub
 	what := "stream " + natspub.StreamName
@@ -126,7 +153,7 @@ func (e *eventFlags) open(sensorName string, live bool, stdout, stderr io.Writer
 	if out.broker != nil {
 		out.where = fmt.Sprintf("NATS %s of the embedded broker at %s (data in %s; follow with: tcpsentry events --follow)", what, out.broker.ClientURL(), e.dataDir)
 	}
-	return out, nil
+	return nil
 }
 
 // sink is the sensor's Sink, nil without NATS (a nil *Publisher in an

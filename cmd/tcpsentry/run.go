@@ -16,6 +16,7 @@ import (
 
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/config"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/metrics"
+	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/privdrop"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 	"github.com/tcpsentry/tcpsentry/ring"
 	"github.com/tcpsentry/tcpsentry/ring/filter"
@@ -72,6 +73,7 @@ type runFlags struct {
 	ef        eventFlags
 	config    string
 	metrics   string // --metrics-addr
+	runAs     userFlag
 }
 
 // newRunFlags returns run's flag set; errors go to stderr.
@@ -95,6 +97,7 @@ func newRunFlags(stderr io.Writer) *runFlags {
 	fs.StringVar(&r.cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
 	fs.BoolVar(&r.quiet, "quiet", false, "no start line and no summary on stderr (warnings still)")
 	registerMetrics(fs, &r.metrics, metrics.DefaultAddr)
+	fs.Var(&r.runAs, "user", "as root, switch to this user once the sockets are open (default: "+defaultUser+" if that user exists; '' or root: stay root)")
 	r.ef.register(fs, true)
 	registerTuning(fs, &r.cfg)
 	configFlag(fs, &r.config, config.DefaultPath)
@@ -154,7 +157,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		cfg.Workers = len(cpus)
 	}
 	cfg.CPUs = cpus
-	cfg.Version = version
+	cfg.Version = versionString()
 	if netns != "" && !strings.Contains(netns, "/") {
 		netns = "/var/run/netns/" + netns
 	}
@@ -166,6 +169,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	lcfg.Filter = filterStr
+	priv, err := planPrivileges(rf.runAs, os.Geteuid(), privdrop.Lookup)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		return 1
+	}
+	if keepPrivileges {
+		priv = privPlan{}
+	}
 
 	live, err := ring.OpenLive(lcfg)
 	if err != nil {
@@ -180,8 +191,25 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer mo.close()
-	out, err := rf.ef.open(cfg.Name, true, stdout, stderr)
+	// The events file is opened with the sockets, before the privileges
+	// go; the broker starts after, as the user who owns its store.
+	ef := &rf.ef
+	out, err := ef.openFile(stdout)
+	if err == nil && priv.to != nil {
+		if _, embedded := ef.useNATS(); embedded {
+			err = ownDataDir(ef.dataDir, priv.to)
+		}
+	}
+	if err == nil && !keepPrivileges {
+		err = dropPrivileges(priv, rf.quiet, stderr)
+	}
+	if err == nil {
+		err = ef.connect(out, cfg.Name, true, stderr)
+	}
 	if err != nil {
+		if out != nil {
+			out.close()
+		}
 		live.Close()
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return 1

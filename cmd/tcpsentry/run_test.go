@@ -34,14 +34,28 @@ type sensorProc struct {
 // captures (its sockets are bound, so nothing sent afterwards is missed).
 func startRun(t *testing.T, args ...string) *sensorProc {
 	t.Helper()
+	return startRunExe(t, os.Args[0], nil, args...)
+}
+
+// startRunExe is startRun of the tcpsentry binary exe, started with attr.
+func startRunExe(t *testing.T, exe string, attr *syscall.SysProcAttr, args ...string) *sensorProc {
+	t.Helper()
 	if !slices.Contains(args, "--nats") {
 		args = append([]string{"--nats", "off"}, args...) // events on stdout
 	}
 	if !slices.Contains(args, "--metrics-addr") {
 		args = append([]string{"--metrics-addr", "off"}, args...) // 9717 may be taken
 	}
-	p := &sensorProc{cmd: exec.Command(os.Args[0], append([]string{"run"}, args...)...), done: make(chan struct{})}
+	return startProc(t, append([]string{exe, "run"}, args...), attr)
+}
+
+// startProc is startRunExe of a command line that runs tcpsentry run.
+func startProc(t *testing.T, argv []string, attr *syscall.SysProcAttr) *sensorProc {
+	t.Helper()
+	args := argv[1:]
+	p := &sensorProc{cmd: exec.Command(argv[0], args...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), asCommand+"=1")
+	p.cmd.SysProcAttr = attr
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
