@@ -101,7 +101,7 @@ func TestReplayMetrics(t *testing.T) {
 		eq("NATS connected", v("tcpsentry_nats_connected"), 1)
 		eq("NATS errors", v("tcpsentry_nats_publish_errors_total"), 0)
 		eq("dropped", v("tcpsentry_events_dropped_total"), 0)
-		eq("build info", v("tcpsentry_build_info", "version="+version), 1)
+		eq("build info", v("tcpsentry_build_info", "version="+versionString()), 1)
 		if _, n := promSum(fams, "tcpsentry_packets_total"); n != 2 {
 			t.Errorf("%d packets_total series; want one per worker", n)
 		}
