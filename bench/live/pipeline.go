@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -74,7 +75,7 @@ func (r *pipelineReader) Run() error {
 	cfg := sensor.Config{Workers: r.workers, CPUs: r.cpus}
 	go func() {
 		defer close(r.done)
-		r.sum, r.err = sensor.Capture(ctx, r.live, cfg, io.Discard, &r.log)
+		r.sum, r.err = sensor.Capture(ctx, r.live, cfg, io.Discard, slog.New(slog.NewTextHandler(&r.log, nil)))
 	}()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -173,7 +174,7 @@ type reloader struct {
 	st   *settings        // in force
 	cfg  detectors.Config // in force
 	to   *sensor.Reload
-	log  io.Writer
+	log  *slog.Logger
 }
 
 // watchHUP calls r.reload on every SIGHUP until stop is called.
@@ -204,14 +205,14 @@ func watchHUP(r *reloader) (stop func()) {
 
 func (r *reloader) reload() {
 	if r.st.off {
-		fmt.Fprintf(r.log, "tcpsentry: SIGHUP: no config file to read (--config none)\n")
+		r.log.Info("SIGHUP: no config file to read (--config none)")
 		return
 	}
 	var errb strings.Builder
 	nf, st, _, ok := resolveRun(r.args, &errb)
 	if !ok {
 		msg := strings.TrimPrefix(strings.TrimSpace(errb.String()), "tcpsentry: ")
-		fmt.Fprintf(r.log, "tcpsentry: reload failed, the settings in force stay: %s\n", msg)
+		r.log.Error("reload failed, the settings in force stay", "error", msg)
 		return
 	}
 	where := st.path
@@ -251,12 +252,12 @@ func (r *reloader) reload() {
 		r.cfg = ncfg
 	}
 	if len(changed) == 0 {
-		fmt.Fprintf(r.log, "tcpsentry: reloaded %s: no detector setting changed\n", where)
+		r.log.Info("reloaded: no detector setting changed", "config", where)
 	} else {
-		fmt.Fprintf(r.log, "tcpsentry: reloaded %s: %s\n", where, strings.Join(changed, ", "))
+		r.log.Info("reloaded", "config", where, "changed", strings.Join(changed, ", "))
 	}
 	if len(restart) > 0 {
-		fmt.Fprintf(r.log, "tcpsentry: %s: these changes need a restart and are not applied: %s\n", where, strings.Join(restart, ", "))
+		r.log.Warn("reloaded: these changes need a restart and are not applied", "config", where, "changes", strings.Join(restart, ", "))
 	}
 }
 
@@ -272,16 +273,4 @@ func severityWord(s detectors.Severity) string {
 		return "default"
 	}
 	return s.String()
-}
-
-// syncWriter serialises the lines of the goroutines that log.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,7 +156,7 @@ func TestReloaderChanges(t *testing.T) {
 		t.Fatal("resolveRun failed")
 	}
 	var log bytes.Buffer
-	r := &reloader{args: args, st: st, cfg: rf.cfg.Detectors, to: &sensor.Reload{}, log: &log}
+	r := &reloader{args: args, st: st, cfg: rf.cfg.Detectors, to: &sensor.Reload{}, log: newLogger(logText, slog.LevelInfo, &log)}
 	step := func(text, want string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -166,22 +168,22 @@ func TestReloaderChanges(t *testing.T) {
 			t.Errorf("after %q:\n got %q\nwant %q", text, log.String(), want)
 		}
 	}
-	step("i: [lo]\nworkers: 2\n", "tcpsentry: reloaded "+path+": no detector setting changed\n")
+	step("i: [lo]\nworkers: 2\n", "tcpsentry: reloaded: no detector setting changed config="+path+"\n")
 	step("i: [lo]\nworkers: 3\nfold: 2m\ndetectors:\n  failed_connection_rate:\n    failed-connections: 3\n  syn_unanswered: {enabled: false, severity: critical}\n",
-		"tcpsentry: reloaded "+path+": failed-connections 10 -> 3, fold 1m -> 2m, syn_unanswered.enabled true -> false, syn_unanswered.severity default -> critical\n"+
-			"tcpsentry: "+path+": these changes need a restart and are not applied: workers 2 -> 3\n")
+		"tcpsentry: reloaded config="+path+` changed="failed-connections 10 -> 3, fold 1m -> 2m, syn_unanswered.enabled true -> false, syn_unanswered.severity default -> critical"`+"\n"+
+			"tcpsentry: warning: reloaded: these changes need a restart and are not applied config="+path+` changes="workers 2 -> 3"`+"\n")
 	want := rf.cfg.Detectors
 	want.FailedConnections, want.Fold = 3, 2*time.Minute
 	want.Disabled[detectors.TypeSynUnanswered], want.Severity[detectors.TypeSynUnanswered] = true, detectors.SeverityCritical
 	if r.cfg != want {
 		t.Errorf("in force %+v\nwant %+v", r.cfg, want)
 	}
-	step("i: [lo]\nworkers: 3\nwrkers: 1\n", "tcpsentry: reload failed, the settings in force stay: "+path+`:3: unknown key "wrkers"`+"\n")
+	step("i: [lo]\nworkers: 3\nwrkers: 1\n", "tcpsentry: error: reload failed, the settings in force stay error="+strconv.Quote(path+`:3: unknown key "wrkers"`)+"\n")
 	if r.cfg != want {
 		t.Errorf("a bad file changed the settings: %+v", r.cfg)
 	}
 	// The command line still wins: --nats off stays.
-	step("i: [lo]\nworkers: 2\nnats: nats://192.0.2.1:4222\n", "tcpsentry: reloaded "+path+": failed-connections 3 -> 10, fold 2m -> 1m, syn_unanswered.enabled false -> true, syn_unanswered.severity critical -> default\n")
+	step("i: [lo]\nworkers: 2\nnats: nats://192.0.2.1:4222\n", "tcpsentry: reloaded config="+path+` changed="failed-connections 3 -> 10, fold 2m -> 1m, syn_unanswered.enabled false -> true, syn_unanswered.severity critical -> default"`+"\n")
 }
 
 // TestRunSIGHUP: a running 'tcpsentry run -i lo' takes a new severity and
@@ -190,7 +192,7 @@ func TestRunSIGHUP(t *testing.T) {
 	needRoot(t)
 	path := writeFile(t, "tcpsentry.yaml", "workers: 2\ndetectors:\n  failed_connection_rate:\n    enabled: false\n")
 	p := startRun(t, "-i", "lo", "--config", path)
-	if !strings.Contains(p.Stderr(), "tcpsentry: settings from "+path+"\n") {
+	if !strings.Contains(p.Stderr(), "tcpsentry: settings from a config file config="+path+"\n") {
 		t.Errorf("start lines:\n%s", p.Stderr())
 	}
 	refuse := func(port string) {
@@ -209,11 +211,11 @@ func TestRunSIGHUP(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	want := "tcpsentry: reloaded " + path + ": connection_refused.severity default -> critical\n"
+	want := "tcpsentry: reloaded config=" + path + ` changed="connection_refused.severity default -> critical"` + "\n"
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.Stderr(), want) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(p.Stderr(), want) || !strings.Contains(p.Stderr(), "these changes need a restart and are not applied: workers 2 -> 3\n") {
+	if !strings.Contains(p.Stderr(), want) || !strings.Contains(p.Stderr(), "these changes need a restart and are not applied config="+path+` changes="workers 2 -> 3"`+"\n") {
 		t.Fatalf("no reload line; stderr:\n%s", p.Stderr())
 	}
 	refuse("7214")

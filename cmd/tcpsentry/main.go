@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -192,7 +193,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if mo != nil && !*quiet {
 		fmt.Fprintf(stderr, "tcpsentry: metrics on %s\n", mo.url())
 	}
-	out, err := ef.open(cfg.Name, false, stdout, stderr)
+	// Replay is a command, not a service: its few log lines are text.
+	out, err := ef.open(cfg.Name, false, stdout, newLogger(logText, slog.LevelInfo, stderr))
 	if err != nil {
 		prof.discard()
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
@@ -207,7 +209,29 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		_ = out.finish(replayDeliverWait, stderr, true)
 		return 1
 	}
-	sum, err := sensor.Replay(ctx, f, cfg, out.writer())
+	var src io.Reader = f
+	stopProgress := func() {}
+	if !*quiet {
+		if tty, cols, ok := progressTerminal(stderr, out.writer()); ok {
+			if cfg.Observer == nil {
+				cfg.Observer = &sensor.Observer{}
+			}
+			cr := &countingReader{r: f}
+			src = cr
+			var total int64 // unknown for a pipe or a device
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				total = fi.Size()
+			}
+			done, cleared := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(cleared)
+				showProgress(tty, cols, &cr.n, total, cfg.Observer, done)
+			}()
+			stopProgress = func() { close(done); <-cleared }
+		}
+	}
+	sum, err := sensor.Replay(ctx, src, cfg, out.writer())
+	stopProgress()
 	profOK := prof.finish(stderr)
 	if mo != nil && testHoldMetrics != nil {
 		testHoldMetrics(mo.url(), &sum)

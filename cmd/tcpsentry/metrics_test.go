@@ -150,7 +150,7 @@ func TestMetricsAddrBusy(t *testing.T) {
 func TestRunMetrics(t *testing.T) {
 	needRoot(t)
 	p := startRun(t, "-i", "lo", "--workers", "2", "--metrics-addr", "127.0.0.1:0")
-	m := regexp.MustCompile(`(?m)^tcpsentry: metrics on (http://\S+/metrics)$`).FindStringSubmatch(p.Stderr())
+	m := regexp.MustCompile(`(?m)^tcpsentry: serving metrics url=(http://\S+/metrics)$`).FindStringSubmatch(p.Stderr())
 	if m == nil {
 		t.Fatalf("no metrics line at start:\n%s", p.Stderr())
 	}

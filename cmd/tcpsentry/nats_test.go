@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -227,13 +229,9 @@ func TestBrokerRestartDuringReplay(t *testing.T) {
 			}
 			u, _ := url.Parse(b.ClientURL())
 			var logMu sync.Mutex
-			var logs []string
+			var logs bytes.Buffer
 			pub, err := natspub.Open(natspub.Options{URLs: b.ClientURL(), ReconnectWait: 100 * time.Millisecond},
-				natspub.Config{Sensor: "lab", Buffer: c.buffer, Wait: true, Log: func(s string) {
-					logMu.Lock()
-					logs = append(logs, s)
-					logMu.Unlock()
-				}})
+				natspub.Config{Sensor: "lab", Buffer: c.buffer, Wait: true, Logger: newLogger(logText, slog.LevelInfo, lockedWriter{&logMu, &logs})})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -285,7 +283,7 @@ func TestBrokerRestartDuringReplay(t *testing.T) {
 			}
 			t.Logf("produced %d, stored %d, stats %+v", len(produced), len(got), st)
 			logMu.Lock()
-			t.Logf("log:\n%s", strings.Join(logs, "\n"))
+			t.Logf("log:\n%s", logs.String())
 			logMu.Unlock()
 			if st.Unsent != 0 || st.Published != uint64(len(got)) || st.Published+st.Dropped != uint64(len(produced)) {
 				t.Fatalf("stats %+v; %d stored, %d produced", st, len(got), len(produced))
@@ -381,10 +379,8 @@ func TestRunEventsFollow(t *testing.T) {
 	dir := t.TempDir()
 	p := startRun(t, "-i", "lo", "--workers", "1", "--nats", "embedded", "--broker-listen", "127.0.0.1:0", "--data-dir", dir)
 	var url string
-	for _, l := range strings.Split(p.Stderr(), "\n") {
-		if _, rest, ok := strings.Cut(l, "of the embedded broker at "); ok {
-			url, _, _ = strings.Cut(rest, " ")
-		}
+	if m := regexp.MustCompile(`(?m)^tcpsentry: events to NATS url=(\S+) mode=jetstream stream=TCPSENTRY_EVENTS broker=embedded data_dir=`).FindStringSubmatch(p.Stderr()); m != nil {
+		url = m[1]
 	}
 	if url == "" {
 		t.Fatalf("run does not say where its broker listens:\n%s", p.Stderr())
@@ -482,12 +478,25 @@ func TestRunNATSWait(t *testing.T) {
 	}
 	errs := p.Stderr()
 	for _, want := range []string{
-		"tcpsentry: NATS: no server answers yet; capture goes on",
-		"tcpsentry: NATS: connected to " + b.ClientURL() + "; sending ",
+		"tcpsentry: warning: NATS: no server answers yet; capture goes on, events wait in the buffer and go out once one does buffer=100000\n",
+		"tcpsentry: NATS: connected; sending the held events url=" + b.ClientURL() + " held=",
 		fmt.Sprintf("  nats      %d published", len(msgs)),
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("run's stderr lacks %q:\n%s", want, errs)
 		}
 	}
+}
+
+// lockedWriter lets a test read what a logger writes from another
+// goroutine.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -3,8 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -47,10 +47,10 @@ func planPrivileges(f userFlag, euid int, lookup func(string) (privdrop.User, er
 		}
 		u, err := lookup(defaultUser)
 		if errors.Is(err, privdrop.ErrNoUser) {
-			return privPlan{warn: fmt.Sprintf("warning: running as root: there is no user %s to switch to once the sockets are open; create it (useradd --system --no-create-home --shell /usr/sbin/nologin %s), name another with --user, or say --user root", defaultUser, defaultUser)}, nil
+			return privPlan{warn: fmt.Sprintf("running as root: there is no user %s to switch to once the sockets are open; create it (useradd --system --no-create-home --shell /usr/sbin/nologin %s), name another with --user, or say --user root", defaultUser, defaultUser)}, nil
 		}
 		if err != nil {
-			return privPlan{warn: fmt.Sprintf("warning: running as root: looking up user %s: %v", defaultUser, err)}, nil
+			return privPlan{warn: fmt.Sprintf("running as root: looking up user %s: %v", defaultUser, err)}, nil
 		}
 		if u.UID == 0 {
 			return privPlan{}, nil
@@ -77,9 +77,9 @@ func planPrivileges(f userFlag, euid int, lookup func(string) (privdrop.User, er
 // kernel counters and closing work without, and no socket is ever opened
 // again). Linked with cgo, a non-root process keeps its capabilities, and
 // says so.
-func dropPrivileges(p privPlan, quiet bool, stderr io.Writer) error {
+func dropPrivileges(p privPlan, quiet bool, log *slog.Logger) error {
 	if p.warn != "" {
-		fmt.Fprintf(stderr, "tcpsentry: %s\n", p.warn)
+		log.Warn(p.warn)
 	}
 	if p.to != nil {
 		u := p.to
@@ -91,7 +91,7 @@ func dropPrivileges(p privPlan, quiet bool, stderr io.Writer) error {
 	if errors.Is(err, privdrop.ErrCgo) {
 		// Staying root was warned about or asked for.
 		if os.Geteuid() != 0 {
-			fmt.Fprintf(stderr, "tcpsentry: warning: keeping the capabilities after the sockets are open: %v\n", err)
+			log.Warn("keeping the capabilities after the sockets are open", "error", err.Error())
 		}
 		return nil
 	}
@@ -99,7 +99,7 @@ func dropPrivileges(p privPlan, quiet bool, stderr io.Writer) error {
 		return fmt.Errorf("clearing the capabilities once the sockets are open: %v", err)
 	}
 	if p.to != nil && !quiet {
-		fmt.Fprintf(stderr, "tcpsentry: sockets open; now running as user %s (uid %d, gid %d) without capabilities\n", p.to.Name, p.to.UID, p.to.GID)
+		log.Info("sockets open; now running as another user, without capabilities", "user", p.to.Name, "uid", p.to.UID, "gid", p.to.GID)
 	}
 	return nil
 }

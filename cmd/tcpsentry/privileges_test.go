@@ -228,7 +228,7 @@ func TestRunDropsToUser(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			port := 7221 + i
 			p := startRunExe(t, tc.exe, nil, "-i", "lo", "--workers", "2", "--user", "nobody", "--filter", fmt.Sprintf("tcp port %d", port))
-			if want := fmt.Sprintf("tcpsentry: sockets open; now running as user nobody (uid %d, gid %d) without capabilities\n", nobody.UID, nobody.GID); !strings.Contains(p.Stderr(), want) {
+			if want := fmt.Sprintf("tcpsentry: sockets open; now running as another user, without capabilities user=nobody uid=%d gid=%d\n", nobody.UID, nobody.GID); !strings.Contains(p.Stderr(), want) {
 				t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
 			}
 			refuse(t, port)
@@ -370,7 +370,7 @@ func TestRunFileCapabilitiesCgo(t *testing.T) {
 	const port = 7226
 	p := startRunExe(t, exe, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(nobody.UID), Gid: uint32(nobody.GID), Groups: []uint32{uint32(nobody.GID)}}},
 		"-i", "lo", "--workers", "2", "--filter", fmt.Sprintf("tcp port %d", port))
-	if want := "tcpsentry: warning: keeping the capabilities after the sockets are open: " + privdrop.ErrCgo.Error() + "\n"; !strings.Contains(p.Stderr(), want) {
+	if want := "tcpsentry: warning: keeping the capabilities after the sockets are open error=" + strconv.Quote(privdrop.ErrCgo.Error()) + "\n"; !strings.Contains(p.Stderr(), want) {
 		t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
 	}
 	refuse(t, port)

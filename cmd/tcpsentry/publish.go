@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -61,17 +62,17 @@ type eventOut struct {
 	file   *os.File  // when w is a file tcpsentry opened
 	pub    *natspub.Publisher
 	broker *broker.Broker
-	where  string // for the start line
+	where  []any // the start line's attributes for NATS; nil without
 }
 
 // open opens the outputs. sensorName is the subject token; live says
 // whether this is run (embedded broker, no waiting for room).
-func (e *eventFlags) open(sensorName string, live bool, stdout, stderr io.Writer) (*eventOut, error) {
+func (e *eventFlags) open(sensorName string, live bool, stdout io.Writer, log *slog.Logger) (*eventOut, error) {
 	out, err := e.openFile(stdout)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.connect(out, sensorName, live, stderr); err != nil {
+	if err := e.connect(out, sensorName, live, log); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -110,8 +111,9 @@ func (e *eventFlags) openFile(stdout io.Writer) (*eventOut, error) {
 }
 
 // connect starts the embedded broker (live only) and the publisher, if
-// events go to NATS; on error it closes out.
-func (e *eventFlags) connect(out *eventOut, sensorName string, live bool, stderr io.Writer) error {
+// events go to NATS; on error it closes out. log gets the changes of the
+// connection's state.
+func (e *eventFlags) connect(out *eventOut, sensorName string, live bool, log *slog.Logger) error {
 	useNATS, _ := e.useNATS()
 	if !useNATS {
 		return nil
@@ -134,24 +136,22 @@ func (e *eventFlags) connect(out *eventOut, sensorName string, live bool, stderr
 		o.URLs, o.InProcess = b.ClientURL(), b
 	}
 	o.Wait = live && e.wait
-	logf := func(msg string) { fmt.Fprintf(stderr, "tcpsentry: %s\n", msg) }
 	pub, err := natspub.Open(o, natspub.Config{
 		Sensor: sensorName, Mode: mode, Buffer: e.buffer,
 		MaxAge: e.maxAge, MaxBytes: int64(e.maxBytes),
-		Wait: !live, Log: logf, AckLatency: e.ackLatency,
+		Wait: !live, Logger: log, AckLatency: e.ackLatency,
 	})
 	if err != nil {
 		out.close()
 		return err
 	}
 	out.pub = pub
-	what := "stream " + natspub.StreamName
+	out.where = []any{"url", o.URLs, "mode", "jetstream", "stream", natspub.StreamName}
 	if mode == natspub.Core {
-		what = "core NATS"
+		out.where = []any{"url", o.URLs, "mode", "core"}
 	}
-	out.where = fmt.Sprintf("NATS %s at %s", what, o.URLs)
 	if out.broker != nil {
-		out.where = fmt.Sprintf("NATS %s of the embedded broker at %s (data in %s; follow with: tcpsentry events --follow)", what, out.broker.ClientURL(), e.dataDir)
+		out.where = append(out.where, "broker", "embedded", "data_dir", e.dataDir, "follow_with", "tcpsentry events --follow")
 	}
 	return nil
 }

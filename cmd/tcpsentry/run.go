@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -74,6 +75,8 @@ type runFlags struct {
 	config    string
 	metrics   string // --metrics-addr
 	runAs     userFlag
+	log       logFlags
+	status    time.Duration // --status-interval
 }
 
 // newRunFlags returns run's flag set; errors go to stderr.
@@ -95,7 +98,10 @@ func newRunFlags(stderr io.Writer) *runFlags {
 	r.cfg.Flows = sensor.DefaultFlows
 	fs.Var(intFlag{&r.cfg.Flows, 1, maxFlows}, "flows", "flow table `capacity` of the sensor, split over the workers")
 	fs.StringVar(&r.cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
-	fs.BoolVar(&r.quiet, "quiet", false, "no start line and no summary on stderr (warnings still)")
+	fs.BoolVar(&r.quiet, "quiet", false, "no start lines and no summary on stderr (warnings and status lines still)")
+	r.log.register(fs)
+	r.status = defaultStatusInterval
+	fs.Var(intervalFlag{&r.status}, "status-interval", "log a status line (packets/s, kernel drops, flows, events/s) this often; 0 for none")
 	registerMetrics(fs, &r.metrics, metrics.DefaultAddr)
 	fs.Var(&r.runAs, "user", "as root, switch to this user once the sockets are open (default: "+defaultUser+" if that user exists; '' or root: stay root)")
 	r.ef.register(fs, true)
@@ -169,6 +175,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	lcfg.Filter = filterStr
+	// Errors up to the start lines are plain one-liners on stderr, as
+	// tcpdump's; from there on the log says what happens.
+	log := newLogger(rf.log.format, rf.log.level, stderr)
 	priv, err := planPrivileges(rf.runAs, os.Geteuid(), privdrop.Lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
@@ -201,10 +210,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err == nil && !keepPrivileges {
-		err = dropPrivileges(priv, rf.quiet, stderr)
+		err = dropPrivileges(priv, rf.quiet, log)
 	}
 	if err == nil {
-		err = ef.connect(out, cfg.Name, true, stderr)
+		err = ef.connect(out, cfg.Name, true, log)
 	}
 	if err != nil {
 		if out != nil {
@@ -216,7 +225,6 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Sink = out.sink()
 	mo.setNATS(out)
-	log := &syncWriter{w: stderr}
 	cfg.Reload = &sensor.Reload{}
 	// Before the start lines: once they are out, a SIGHUP must not kill.
 	stopHUP := watchHUP(&reloader{args: args, st: st, cfg: cfg.Detectors, to: cfg.Reload, log: log})
@@ -226,24 +234,37 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, ifc := range live.Interfaces() {
 		if len(ifc.Offloads) > 0 {
-			fmt.Fprintf(log, "tcpsentry: warning: %s: %s on: the capture sees coalesced giant frames instead of the segments on the wire, which distorts sequence analysis; turn them off with 'ethtool -K %s gro off lro off tso off gso off'\n",
-				ifc.Name, strings.Join(ifc.Offloads, ", "), ifc.Name)
+			log.Warn("offloads on: the capture sees coalesced giant frames instead of the segments on the wire, which distorts sequence analysis; turn them off with the command given",
+				"interface", ifc.Name, "offloads", strings.Join(ifc.Offloads, ","), "command", "ethtool -K "+ifc.Name+" gro off lro off tso off gso off")
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopStatus := func() {}
+	if rf.status > 0 {
+		if cfg.Observer == nil {
+			cfg.Observer = &sensor.Observer{}
+		}
+		done, ended := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(ended)
+			logStatus(log, cfg.Observer, rf.status, done)
+		}()
+		stopStatus = func() { close(done); <-ended }
+	}
 	sum, err := sensor.Capture(ctx, live, cfg, out.writer(), log)
+	stopStatus()
 	stopHUP()
 	if !rf.quiet || err != nil {
 		writeLiveSummary(stderr, &sum)
 	}
 	ferr := out.finish(runDeliverWait, stderr, rf.quiet)
 	if err != nil {
-		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
+		log.Error("capture failed", "error", err.Error())
 		return 1
 	}
 	if ferr != nil {
-		fmt.Fprintf(stderr, "tcpsentry: %v\n", ferr)
+		log.Error("stopping", "error", ferr.Error())
 		return 1
 	}
 	return 0
@@ -302,7 +323,7 @@ func formatCPUs(cpus []int) string {
 // events it still holds.
 const runDeliverWait = 5 * time.Second
 
-func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string, out *eventOut, st *settings, metricsURL string) {
+func writeStart(log *slog.Logger, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.Config, expr string, out *eventOut, st *settings, metricsURL string) {
 	var ifs []string
 	for _, ifc := range live.Interfaces() {
 		d := "Ethernet"
@@ -322,20 +343,27 @@ func writeStart(w io.Writer, live *ring.Live, lcfg ring.LiveConfig, cfg sensor.C
 		for _, ifc := range live.Interfaces() {
 			n = max(n, ifc.FilterLen)
 		}
-		fmt.Fprintf(w, "tcpsentry: filter %q (%d BPF instructions, run in the kernel)\n", expr, n)
+		log.Info("capture filter, run in the kernel", "filter", expr, "bpf_instructions", n)
 	}
-	if out.where != "" {
-		fmt.Fprintf(w, "tcpsentry: events to %s\n", out.where)
+	if out.where != nil {
+		log.Info("events to NATS", out.where...)
 	}
 	if metricsURL != "" {
-		fmt.Fprintf(w, "tcpsentry: metrics on %s\n", metricsURL)
+		log.Info("serving metrics", "url", metricsURL)
 	}
-	fmt.Fprintf(w, "tcpsentry: %s\n", st.describe())
+	switch {
+	case st.path != "":
+		log.Info("settings from a config file", "config", st.path)
+	case st.missing != "":
+		log.Info("no config file: settings from flags and defaults", "missing", st.missing)
+	default:
+		log.Info("no config file: settings from flags and defaults")
+	}
 	// The capturing line comes last: it says that the sockets are bound.
 	per := int64(lcfg.BlockSize) * int64(lcfg.Blocks)
-	fmt.Fprintf(w, "tcpsentry: capturing on %s with %d worker(s) on CPUs %s; ring %d x %s blocks = %s per socket, %s in all (%d socket(s))\n",
-		strings.Join(ifs, ", "), cfg.Workers, formatCPUs(firstN(cfg.CPUs, cfg.Workers)), lcfg.Blocks, bytesHuman(uint64(lcfg.BlockSize)),
-		bytesHuman(uint64(per)), bytesHuman(uint64(lcfg.MemoryBytes())), cfg.Workers*len(lcfg.Interfaces))
+	log.Info("capturing", "interfaces", strings.Join(ifs, ", "), "workers", cfg.Workers, "cpus", formatCPUs(firstN(cfg.CPUs, cfg.Workers)),
+		"ring", fmt.Sprintf("%d x %s blocks = %s per socket", lcfg.Blocks, bytesHuman(uint64(lcfg.BlockSize)), bytesHuman(uint64(per))),
+		"ring_total", bytesHuman(uint64(lcfg.MemoryBytes())), "sockets", cfg.Workers*len(lcfg.Interfaces))
 }
 
 // firstN is the CPUs the workers use: the first n of the list, or all of

@@ -46,6 +46,9 @@ func startRunExe(t *testing.T, exe string, attr *syscall.SysProcAttr, args ...st
 	if !slices.Contains(args, "--metrics-addr") {
 		args = append([]string{"--metrics-addr", "off"}, args...) // 9717 may be taken
 	}
+	if !slices.Contains(args, "--log-format") {
+		args = append([]string{"--log-format", "text"}, args...) // what the tests parse; stderr is a pipe
+	}
 	return startProc(t, append([]string{exe, "run"}, args...), attr)
 }
 
@@ -94,7 +97,7 @@ func startProc(t *testing.T, argv []string, attr *syscall.SysProcAttr) *sensorPr
 			p.stderr.Write(sc.Bytes())
 			p.stderr.WriteByte('\n')
 			p.mu.Unlock()
-			if !said && strings.HasPrefix(sc.Text(), "tcpsentry: capturing on ") {
+			if line := sc.Text(); !said && (strings.HasPrefix(line, "tcpsentry: capturing interfaces=") || strings.HasPrefix(line, "{") && strings.Contains(line, `"msg":"capturing"`)) {
 				said = true
 				ready <- true
 			}
@@ -334,7 +337,7 @@ func TestRunTimersFireOnQuietLink(t *testing.T) {
 func TestRunFilter(t *testing.T) {
 	needRoot(t)
 	p := startRun(t, "-i", "lo", "--workers", "2", "--filter", "tcp port 7212")
-	if !strings.Contains(p.Stderr(), `tcpsentry: filter "tcp port 7212" (`) {
+	if !strings.Contains(p.Stderr(), `tcpsentry: capture filter, run in the kernel filter="tcp port 7212" bpf_instructions=`) {
 		t.Errorf("start lines:\n%s", p.Stderr())
 	}
 	for _, port := range []string{"7211", "7212"} {

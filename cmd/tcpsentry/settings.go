@@ -167,6 +167,7 @@ func layout() *config.Layout {
 		Sections: []config.Section{
 			{Title: "Capture", Flags: []string{"i", "filter", "netns", "no-promisc", "workers", "cpus", "ring-block-size", "ring-blocks", "ring-frame-size", "ring-timeout"}},
 			{Title: "Sensor", Flags: []string{"sensor", "flows", "quiet"}},
+			{Title: "Logs", Flags: []string{"log-format", "log-level", "status-interval"}},
 			{Title: "Flow table", Flags: []string{"timeout-half-open", "timeout-established", "timeout-closed", "handshake-timeout"}},
 			{Title: "Events", Flags: []string{"nats", "nats-mode", "nats-wait", "nats-creds", "nats-nkey", "nats-user", "nats-password", "nats-token", "nats-tls-ca", "nats-tls-cert", "nats-tls-key",
 				"broker-listen", "data-dir", "events-file", "events-buffer", "events-max-age", "events-max-bytes"}},

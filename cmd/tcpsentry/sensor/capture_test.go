@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -100,7 +101,7 @@ func liveRun(t *testing.T, w *netlab.Wire, file string, workers int) (r *result,
 	done := make(chan error, 1)
 	go func() {
 		var err error
-		r.sum, err = Capture(ctx, live, Config{Workers: workers, Flows: 1 << 16, flowEnded: rec}, &out, &logb)
+		r.sum, err = Capture(ctx, live, Config{Workers: workers, Flows: 1 << 16, flowEnded: rec}, &out, slog.New(slog.NewTextHandler(&logb, nil)))
 		done <- err
 	}()
 	sent, err = w.Replay(file, false)

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -211,7 +212,7 @@ func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() 
 // when cpus is not empty, until its source ends; failed is called on the
 // first worker error. It returns the first error, the publisher's
 // included.
-func (p *pipeline) run(cpus []int, failed func(), log io.Writer) error {
+func (p *pipeline) run(cpus []int, failed func(), log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(p.workers))
 	for i, w := range p.workers {
@@ -220,7 +221,7 @@ func (p *pipeline) run(cpus []int, failed func(), log io.Writer) error {
 			defer wg.Done()
 			if len(cpus) > 0 {
 				if err := ring.PinThread(cpus[i%len(cpus)]); err != nil && log != nil {
-					fmt.Fprintf(log, "tcpsentry: warning: worker %d runs unpinned: %v\n", i, err)
+					log.Warn("worker runs unpinned", "worker", i, "cpu", cpus[i%len(cpus)], "error", err.Error())
 				}
 			}
 			errs[i] = w.run()
@@ -307,9 +308,10 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 // (or a worker fails), then ends every flow as at the end of a capture
 // (pending timers fire), writes the last events to out and closes live.
 // cfg.Workers is live's number of sources. Once a second it reads the
-// kernel's counters and writes a warning line to log for every interface
-// that dropped packets in that second.
-func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Writer) (Summary, error) {
+// kernel's counters; log (nil: none) gets a warning when an interface
+// starts dropping packets or failing, reminders while it goes on, and
+// a record when it stops (see watchDrops).
+func Capture(ctx context.Context, live *ring.Live, cfg Config, out io.Writer, log *slog.Logger) (Summary, error) {
 	srcs := live.Sources()
 	cfg.Workers = len(srcs)
 	cfg.defaults()
@@ -318,7 +320,7 @@ func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Write
 		cfg.Interfaces = append(cfg.Interfaces, ifc.Name)
 	}
 	if log == nil {
-		log = io.Discard
+		log = slog.New(slog.DiscardHandler)
 	}
 	var stopTS atomic.Int64
 	stopNow := func() {
@@ -355,10 +357,11 @@ func Capture(ctx context.Context, live *ring.Live, cfg Config, out, log io.Write
 	return sum, err
 }
 
-// watchDrops reads the kernel's counters once a second, says loudly
-// when an interface dropped packets, and hands them to obs (when not
-// nil): reading them resets the kernel's, so nobody else may.
-func watchDrops(live *ring.Live, log io.Writer, done <-chan struct{}, obs *Observer) {
+// watchDrops reads the kernel's counters once a second, logs each
+// change of an interface's drops and socket errors (see episode), and
+// hands the counters to obs (when not nil): reading them resets the
+// kernel's, so nobody else may.
+func watchDrops(live *ring.Live, log *slog.Logger, done <-chan struct{}, obs *Observer) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	ifs := live.Interfaces()
@@ -366,28 +369,110 @@ func watchDrops(live *ring.Live, log io.Writer, done <-chan struct{}, obs *Obser
 	if obs != nil {
 		obs.setKernel(prev)
 	}
+	drops := make([]episode, len(ifs))
+	errs := make([]episode, len(ifs))
 	for {
+		var now time.Time
 		select {
 		case <-done:
 			return
-		case <-tick.C:
+		case now = <-tick.C:
 		}
 		cur := live.Stats()
 		if obs != nil {
 			obs.setKernel(cur) // a copy: Stats returns a new slice
 		}
 		for i := range cur {
-			if d := cur[i].Drops - prev[i].Drops; d > 0 {
-				fmt.Fprintf(log, "tcpsentry: WARNING: %s: the kernel dropped %d of %d packets in the last second (ring full: the workers fell behind; analysis of the affected flows is incomplete)\n",
-					ifs[i].Name, d, cur[i].Packets-prev[i].Packets)
+			name := ifs[i].Name
+			pk := cur[i].Packets - prev[i].Packets
+			e := &drops[i]
+			switch e.update(now, cur[i].Drops-prev[i].Drops, pk) {
+			case episodeStarted:
+				log.Warn("kernel DROPPING packets: the ring is full, the workers fall behind; analysis of the affected flows is incomplete",
+					"interface", name, "dropped", e.n, "packets", e.pk, "in_s", 1)
+			case episodeGoesOn:
+				dn, dp, in := e.said()
+				log.Warn("kernel still DROPPING packets", "interface", name, "dropped", dn, "packets", dp, "in_s", in.Seconds(), "since", e.start.Format(time.RFC3339))
+			case episodeEnded:
+				log.Warn("kernel drops stopped", "interface", name, "dropped", e.n, "packets", e.pk, "lasted_s", e.lasted().Seconds())
 			}
-			if e := cur[i].Errors - prev[i].Errors; e > 0 {
-				fmt.Fprintf(log, "tcpsentry: warning: %s: %d socket error(s) (link down?)\n", ifs[i].Name, e)
+			e = &errs[i]
+			switch e.update(now, cur[i].Errors-prev[i].Errors, pk) {
+			case episodeStarted:
+				log.Warn("capture socket errors (link down?)", "interface", name, "errors", e.n)
+			case episodeGoesOn:
+				dn, _, in := e.said()
+				log.Warn("capture socket errors go on", "interface", name, "errors", dn, "in_s", in.Seconds(), "since", e.start.Format(time.RFC3339))
+			case episodeEnded:
+				log.Info("capture socket errors stopped", "interface", name, "errors", e.n, "lasted_s", e.lasted().Seconds())
 			}
 		}
 		prev = cur
 	}
 }
+
+// An episode is a run of seconds in which something bad (drops, socket
+// errors) happened on an interface, told in a few lines rather than one
+// a second: one when it starts, a reminder every episodeRemind while it
+// goes on, and one with its totals once episodeQuiet passed without.
+type episode struct {
+	on                bool
+	start, last, told time.Time
+	n, pk             uint64 // since it started: the bad ones, all packets
+	nTold, pkTold     uint64 // n and pk at the last line
+	sinceTold         time.Duration
+}
+
+const (
+	episodeRemind = time.Minute
+	episodeQuiet  = 10 * time.Second
+)
+
+type episodeChange int
+
+const (
+	episodeNone episodeChange = iota
+	episodeStarted
+	episodeGoesOn
+	episodeEnded
+)
+
+// update takes one second's counts, n bad of pk packets, read at now.
+func (e *episode) update(now time.Time, n, pk uint64) episodeChange {
+	if !e.on {
+		if n == 0 {
+			return episodeNone
+		}
+		*e = episode{on: true, start: now.Add(-time.Second), last: now, told: now, n: n, pk: pk, nTold: n, pkTold: pk}
+		return episodeStarted
+	}
+	e.pk += pk
+	if n > 0 {
+		e.n += n
+		e.last = now
+		if now.Sub(e.told) >= episodeRemind {
+			e.sinceTold = now.Sub(e.told)
+			e.told = now
+			return episodeGoesOn
+		}
+		return episodeNone
+	}
+	if now.Sub(e.last) >= episodeQuiet {
+		e.on = false
+		return episodeEnded
+	}
+	return episodeNone
+}
+
+// said returns the counts since the previous line, and marks them told.
+func (e *episode) said() (n, pk uint64, in time.Duration) {
+	n, pk, in = e.n-e.nTold, e.pk-e.pkTold, e.sinceTold
+	e.nTold, e.pkTold = e.n, e.pk
+	return n, pk, in
+}
+
+// lasted is the time from the first bad second to the last.
+func (e *episode) lasted() time.Duration { return e.last.Sub(e.start) }
 
 // fanoutHash is replay's software PACKET_FANOUT_HASH: the seeded hash of
 // the canonical (bidirectional) flow key, so both directions of a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -67,8 +68,9 @@ type Config struct {
 	// taking events (a recording can wait; a live capture must not). When
 	// the broker is away the oldest events are dropped either way.
 	Wait bool
-	// Log receives one line per change of the connection's state.
-	Log func(msg string)
+	// Logger gets one record per change of the connection's state (nil:
+	// none).
+	Logger *slog.Logger
 	// AckLatency, when set, is called by the sender for every event
 	// JetStream acknowledges, with the time from its (last) publish to
 	// when the sender took the acknowledgement, which it takes in order.
@@ -175,8 +177,8 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = DefaultMaxAge
 	}
-	if cfg.Log == nil {
-		cfg.Log = func(string) {}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Publisher{
 		nc:       nc,
@@ -217,19 +219,19 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 		p.room.Broadcast() // a Publish waiting for room drops instead
 		held := p.nwait + p.inflight
 		p.mu.Unlock()
-		why := ""
+		args := []any{"held", held, "buffer", p.cfg.Buffer}
 		if err != nil {
-			why = " (" + err.Error() + ")"
+			args = append(args, "error", err.Error())
 		}
-		p.cfg.Log(fmt.Sprintf("NATS: disconnected%s; events wait in the buffer (%d held, room for %d), capture goes on", why, held, p.cfg.Buffer))
+		p.cfg.Logger.Warn("NATS: disconnected; events wait in the buffer, capture goes on", args...)
 		p.poke()
 	})
-	nc.SetReconnectHandler(func(c *nats.Conn) { p.connected("reconnected to") })
+	nc.SetReconnectHandler(func(c *nats.Conn) { p.connected("reconnected") })
 	if !p.healthy {
 		// Options.Wait let Connect return without a connection; the
 		// sender says when the first one is made.
 		p.notYet = true
-		p.cfg.Log(fmt.Sprintf("NATS: no server answers yet; capture goes on, events wait in the buffer (room for %d) and go out once one does", p.cfg.Buffer))
+		p.cfg.Logger.Warn("NATS: no server answers yet; capture goes on, events wait in the buffer and go out once one does", "buffer", p.cfg.Buffer)
 	}
 	go p.run()
 	return p, nil
@@ -242,7 +244,7 @@ func (p *Publisher) connected(how string) {
 	p.healthy = true
 	p.room.Broadcast()
 	p.mu.Unlock()
-	p.cfg.Log(fmt.Sprintf("NATS: %s %s; sending %d held events (%d dropped so far)", how, p.nc.ConnectedUrlRedacted(), held, dropped))
+	p.cfg.Logger.Info("NATS: "+how+"; sending the held events", "url", p.nc.ConnectedUrlRedacted(), "held", held, "dropped", dropped)
 	p.poke()
 }
 
@@ -330,7 +332,7 @@ func (p *Publisher) Publish(action string, id, body []byte) {
 		}
 		if !p.fullLog {
 			p.fullLog = true // once per outage
-			defer p.cfg.Log(fmt.Sprintf("NATS: the event buffer is full (%d events); dropping the oldest until the broker takes them again", len(p.wait)))
+			defer p.cfg.Logger.Warn("NATS: the event buffer is full; dropping the oldest events until the broker takes them again", "buffer", len(p.wait))
 		}
 		p.whead = (p.whead + 1) % len(p.wait)
 		p.nwait--
@@ -417,7 +419,7 @@ func (p *Publisher) run() {
 		p.mu.Unlock()
 		if p.notYet && connected {
 			p.notYet = false
-			p.connected("connected to")
+			p.connected("connected")
 		}
 		if needStream {
 			if err := p.ensureStream(); err != nil {
@@ -641,7 +643,7 @@ func (p *Publisher) reject(err error) {
 	p.room.Signal()
 	p.mu.Unlock()
 	if first {
-		p.cfg.Log("NATS: the server refused an event (" + err.Error() + "); it is dropped and counted, and so will be any other it refuses")
+		p.cfg.Logger.Warn("NATS: the server refused an event; it is dropped and counted, and so will be any other it refuses", "error", err.Error())
 	}
 }
 
@@ -656,7 +658,7 @@ func (p *Publisher) fail(err error, last string) string {
 	if msg != last && !errors.Is(err, nats.ErrDisconnected) && !errors.Is(err, nats.ErrConnectionReconnecting) &&
 		!errors.Is(err, nats.ErrReconnectBufExceeded) && !errors.Is(err, nats.ErrConnectionClosed) {
 		// (Those come with a disconnect, which is logged once.)
-		p.cfg.Log("NATS: publishing failed: " + msg + "; retrying")
+		p.cfg.Logger.Warn("NATS: publishing failed; retrying", "error", msg)
 	}
 	return msg
 }
