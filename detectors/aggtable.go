@@ -72,6 +72,13 @@ func newAggTable[K aggKey, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
 		drop:  drop,
 	}
 	t.seed = randomSeed() // seeded: addresses are chosen by whoever sends packets
+	// Touch every page now: fresh memory from the kernel is only mapped,
+	// and the tables would otherwise become resident as they fill, so the
+	// sensor's memory would creep up for hours (the 2^20 TCP clocks fill
+	// with every new address pair) instead of standing at its bound.
+	clear(t.slots)
+	clear(t.tags)
+	clear(t.lasts)
 	return t
 }
 

@@ -1,8 +1,12 @@
 package detectors
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"testing"
+	"unsafe"
 )
 
 // refTable is the plain form of aggTable's rules: scan the window's 16
@@ -101,4 +105,29 @@ func TestAggTableRules(t *testing.T) {
 	if at.Evicted == 0 {
 		t.Fatal("no entry gave way: the test does not cover eviction")
 	}
+}
+
+// TestCorrelatorResident: the correlator's tables are resident from the
+// start (every page touched), so its memory does not grow as they fill.
+func TestCorrelatorResident(t *testing.T) {
+	rss := func() int64 {
+		b, err := os.ReadFile("/proc/self/statm")
+		if err != nil {
+			t.Skipf("no /proc/self/statm: %v", err)
+		}
+		var size, res int64
+		if _, err := fmt.Sscan(string(b), &size, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res * int64(os.Getpagesize())
+	}
+	before := rss()
+	c := NewCorrelator(Config{}, 1, func(*Event) {})
+	grew := rss() - before
+	want := int64(unsafe.Sizeof(aggSlot[pairKey, tsClock]{})+9)*ClockTableSize +
+		int64(unsafe.Sizeof(aggSlot[endpointKey, serverState]{})+9)*ServerTableSize
+	if grew < want*9/10 {
+		t.Errorf("NewCorrelator made %d MB resident; its clocks and server tables alone take %d MB", grew>>20, want>>20)
+	}
+	runtime.KeepAlive(c)
 }
