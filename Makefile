@@ -38,7 +38,7 @@ bench-quick:
 	go run ./bench/suite -quick -out $${TMPDIR:-/tmp}/tcpsentry-bench
 
 install:
-	CGO_ENABLED=0 $(if $(PREFIX),GOBIN=$(abspath $(DESTDIR)$(PREFIX)/bin)) go install -trimpath ./cmd/tcpsentry
+	CGO_ENABLED=0 $(if $(PREFIX),GOBIN=$(abspath $(DESTDIR)$(PREFIX)/bin)) go install -trimpath -buildvcs=auto ./cmd/tcpsentry
 
 install-systemd:
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
