@@ -305,7 +305,7 @@ func TestUnitSyscalls(t *testing.T) {
 	const port = 7227
 	p := startProc(t, []string{strace, "-f", "-qq", "-o", trace, exe, "run", "-i", "lo", "--workers", "2", "--user", "nobody",
 		"--filter", fmt.Sprintf("tcp port %d", port), "--nats", "embedded", "--broker-listen", "127.0.0.1:0",
-		"--data-dir", filepath.Join(dir, "store"), "--events-file", "-"}, nil)
+		"--data-dir", filepath.Join(dir, "store"), "--events-file", "-", "--metrics-addr", "127.0.0.1:0"}, nil)
 	refuse(t, port)
 	refusedEvent(t, p, port)
 	// Stop tcpsentry, not strace (which would leave it running).

@@ -431,7 +431,7 @@ func TestRunNATSWait(t *testing.T) {
 	needRoot(t)
 	natsURL := evClosedPort(t)
 	var out, errb bytes.Buffer
-	if code := run([]string{"run", "-i", "lo", "--nats", natsURL}, &out, &errb); code != 1 ||
+	if code := run([]string{"run", "-i", "lo", "--metrics-addr", "off", "--nats", natsURL}, &out, &errb); code != 1 ||
 		!strings.Contains(errb.String(), "is unreachable") || strings.Count(errb.String(), "\n") != 1 {
 		t.Fatalf("without --nats-wait: exit %d, stderr %q; want exit 1 and one line saying unreachable", code, errb.String())
 	}

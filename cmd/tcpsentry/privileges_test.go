@@ -281,7 +281,7 @@ func TestRunDropsToUser(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(foreign, "etc"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(static, "run", "-i", "lo", "--user", "nobody", "--broker-listen", "127.0.0.1:0", "--data-dir", foreign).CombinedOutput()
+		out, err := exec.Command(static, "run", "-i", "lo", "--metrics-addr", "off", "--user", "nobody", "--broker-listen", "127.0.0.1:0", "--data-dir", foreign).CombinedOutput()
 		want := fmt.Sprintf("tcpsentry: --data-dir %s holds more than a tcpsentry store and is not user nobody's, who runs the broker once the sockets are open: chown -R nobody %s", foreign, foreign)
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.HasPrefix(string(out), want) {
 			t.Errorf("foreign data dir: %v\n%s\nwant %s", err, out, want)
