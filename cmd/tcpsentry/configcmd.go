@@ -86,7 +86,10 @@ func checkConfig(path string) error {
 		}
 		return err
 	}
-	return f.Apply(scratch.fs, nil)
+	if err := f.Apply(scratch.fs, nil); err != nil {
+		return err
+	}
+	return checkRing(scratch, f)
 }
 
 // settings says where the settings of run or replay came from, and what
@@ -138,6 +141,10 @@ func loadConfig(fs *flag.FlagSet, path string, only func(string) bool, det *dete
 		return nil, err
 	}
 	if err := f.Apply(scratch.fs, nil); err != nil {
+		return nil, err
+	}
+	// As config check would: the file's values over the defaults.
+	if err := checkRing(scratch, f); err != nil {
 		return nil, err
 	}
 	if err := f.Apply(fs, only); err != nil {

@@ -108,6 +108,87 @@ func TestConfigCheckErrors(t *testing.T) {
 	}
 }
 
+// TestConfigBadValues: the values checked by their flag's Set, not at
+// start, are named with their line by 'config check' and by run and
+// replay before they open anything (run needs no root to say so).
+func TestConfigBadValues(t *testing.T) {
+	page := os.Getpagesize()
+	for _, tc := range []struct{ setting, want string }{
+		{"ring-block-size: 3000", "ring-block-size: must be a power of two between the page size (" + strconv.Itoa(page) + ") and 1 GiB, not 3000"},
+		{"ring-block-size: 1x", `ring-block-size: not a size: "1x" (say 65536, 64K or 1M)`},
+		{"ring-blocks: 1", "ring-blocks: must be between 2 and 1048576, not 1"},
+		{"ring-frame-size: 100", "ring-frame-size: must be a multiple of 16, at least 128 and at most the block size, not 100"},
+		{"ring-timeout: 2m", "ring-timeout: must be between 1ms and 1m, not 2m"},
+		{"events-buffer: 1", "events-buffer: must be between 2 and 100000000, not 1"},
+		{"nats-mode: fast", `nats-mode: must be jetstream or core, not "fast"`},
+		{"cpus: 0-x", `cpus: "0-x" is not a CPU list (say 0-3,6)`},
+		{"filter: tcp port", `filter: unexpected end of expression after "port"`},
+		{"sensor: a.b", `sensor: "a.b" cannot be a NATS subject token: use letters, digits, '-' or '_' (no '.', '*', '>' or spaces)`},
+		{"nats: http://x", `nats: not a NATS server URL: "http://x": the scheme is nats, tls, ws or wss`},
+		{"nats: nats://a:4222,nats://b:99999", `nats: not a NATS server URL: "nats://b:99999": bad port`},
+		{"nats: ws://a,nats://b", `nats: mixes websocket (ws, wss) and plain (nats, tls) URLs, which the NATS client refuses: "ws://a,nats://b"`},
+		{"metrics-addr: 9717", `metrics-addr: want host:port, e.g. 127.0.0.1:9717, or off, not "9717"`},
+		{"broker-listen: localhost", `broker-listen: want host:port, e.g. 127.0.0.1:4222, not "localhost"`},
+		// What no one flag can check, at the line of the one the file sets.
+		{"ring-block-size: 4K\nring-frame-size: 8K", "ring-frame-size: must be at most the block size (ring-block-size 4096), not 8192"},
+		{"ring-frame-size: 2M", "ring-frame-size: must be at most the block size (ring-block-size 1048576), not 2097152"},
+	} {
+		// The bad value is on line 3, the last on line 4.
+		path := writeFile(t, "tcpsentry.yaml", "i: [lo]\n# the value under test\n"+tc.setting+"\n")
+		line := path + ":" + strconv.Itoa(2+strings.Count(tc.setting, "\n")+1) + ": " + tc.want + "\n"
+		for _, args := range [][]string{
+			{"config", "check", path},
+			// No such interface: were the value taken, run would stop
+			// there rather than capture.
+			{"run", "--config", path, "-i", "nosuch0", "--metrics-addr", "off", "--nats", "off"},
+			{"replay", "--config", path, "../../testdata/demo.pcap"},
+		} {
+			want := line
+			if args[0] != "config" {
+				want = "tcpsentry: " + line
+			}
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb); code != 2 || errb.String() != want || out.Len() != 0 {
+				t.Errorf("%s with %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", args[0], tc.setting, code, out.String(), errb.String(), want)
+			}
+		}
+	}
+}
+
+// TestBadFlagValues: on the command line the same checks are the flag
+// package's error, exit 2, before anything is opened.
+func TestBadFlagValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // the first line of stderr
+	}{
+		{[]string{"run", "--ring-block-size", "3000"}, `invalid value "3000" for flag -ring-block-size: must be a power of two between the page size (` + strconv.Itoa(os.Getpagesize()) + `) and 1 GiB, not 3000`},
+		{[]string{"run", "--ring-frame-size", "2050"}, `invalid value "2050" for flag -ring-frame-size: must be a multiple of 16, at least 128 and at most the block size, not 2050`},
+		{[]string{"run", "--cpus", "x"}, `invalid value "x" for flag -cpus: "x" is not a CPU list (say 0-3,6)`},
+		{[]string{"run", "--filter", "tcp port"}, `invalid value "tcp port" for flag -filter: unexpected end of expression after "port"`},
+		{[]string{"run", "--nats", "nats://a b"}, `invalid value "nats://a b" for flag -nats: not a NATS server URL: "nats://a b" (say nats://HOST:4222, several comma-separated; or embedded or off)`},
+		{[]string{"replay", "--events-buffer", "1", "x.pcap"}, `invalid value "1" for flag -events-buffer: must be between 2 and 100000000, not 1`},
+		{[]string{"replay", "--sensor", "a b", "x.pcap"}, `invalid value "a b" for flag -sensor: "a b" cannot be a NATS subject token: use letters, digits, '-' or '_' (no '.', '*', '>' or spaces)`},
+		{[]string{"events", "--nats", "tcp://x"}, `invalid value "tcp://x" for flag -nats: not a NATS server URL: "tcp://x": the scheme is nats, tls, ws or wss`},
+		{[]string{"run", "--ring-block-size", "4K", "--ring-frame-size", "8K"}, "tcpsentry: --ring-frame-size 8192 must be at most --ring-block-size 4096"},
+	} {
+		var out, errb bytes.Buffer
+		args := tc.args
+		switch args[0] {
+		case "run":
+			// As above: never a capture, should a value pass.
+			args = append(args, "--config", "none", "-i", "nosuch0", "--metrics-addr", "off", "--nats", "off")
+		case "replay":
+			args = append(args, "--config", "none")
+		}
+		code := run(args, &out, &errb)
+		first, _, _ := strings.Cut(errb.String(), "\n")
+		if code != 2 || first != tc.want || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and first line %q", tc.args, code, out.String(), errb.String(), tc.want)
+		}
+	}
+}
+
 // TestReplayConfig: replay takes the detector settings of a file, under
 // its own flags, and leaves the file's capture and event settings alone.
 func TestReplayConfig(t *testing.T) {

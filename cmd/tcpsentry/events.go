@@ -51,7 +51,7 @@ func eventsCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var nf natsFlags
-	nf.register(fs, natspub.DefaultURL, "NATS server URL(s), comma-separated")
+	nf.register(fs, natspub.DefaultURL, "NATS server `URLs`, comma-separated")
 	var types []string
 	fs.Func("type", "show only these event types (event.action), comma-separated or repeated (default: all)", func(v string) error {
 		types = append(types, v)

@@ -126,7 +126,8 @@ func newReplayFlags(stderr io.Writer) *replayFlags {
 	fs.Var(intFlag{&r.cfg.Workers, 0, maxWorkers}, "workers", "`number` of workers (default: number of CPUs)")
 	r.cfg.Flows = sensor.DefaultFlows
 	fs.Var(intFlag{&r.cfg.Flows, 1, maxFlows}, "flows", "flow table `capacity` of the sensor, split over the workers")
-	fs.StringVar(&r.cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
+	r.cfg.Name = defaultSensorName()
+	fs.Var(strFlag{&r.cfg.Name, checkSensorName}, "sensor", "sensor `name` (observer.name, event id prefix, NATS subject token)")
 	fs.BoolVar(&r.quiet, "quiet", false, "no summary on stderr")
 	registerMetrics(fs, &r.metrics, "off")
 	fs.StringVar(&r.prof.cpuPath, "cpuprofile", "", "write a CPU profile of the replay to `FILE` (runtime/pprof; read it with go tool pprof)")

@@ -12,7 +12,8 @@ import (
 
 // registerMetrics adds --metrics-addr with its default for the command.
 func registerMetrics(fs *flag.FlagSet, addr *string, def string) {
-	fs.StringVar(addr, "metrics-addr", def, "serve Prometheus metrics on http://`ADDR`/metrics ('off' or '' for none)")
+	*addr = def
+	fs.Var(strFlag{addr, listenCheck(metrics.DefaultAddr, "off")}, "metrics-addr", "serve Prometheus metrics on http://`ADDR`/metrics ('off' or '' for none)")
 }
 
 // metricsOut is the running metrics endpoint; nil when it is off.

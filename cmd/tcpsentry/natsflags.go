@@ -17,9 +17,11 @@ type natsFlags struct {
 }
 
 // register adds the connection flags to fs; def is --nats's default and
-// what it means is said in urlHelp.
-func (n *natsFlags) register(fs *flag.FlagSet, def, urlHelp string) {
-	fs.StringVar(&n.urls, "nats", def, urlHelp)
+// what it means is said in urlHelp; keywords are the values of --nats
+// that are not URLs.
+func (n *natsFlags) register(fs *flag.FlagSet, def, urlHelp string, keywords ...string) {
+	n.urls = def
+	fs.Var(strFlag{&n.urls, natsURLCheck(keywords...)}, "nats", urlHelp)
 	fs.StringVar(&n.opts.Creds, "nats-creds", "", "NATS credentials file (JWT and nkey seed)")
 	fs.StringVar(&n.opts.NKey, "nats-nkey", "", "NATS nkey seed file")
 	fs.StringVar(&n.opts.User, "nats-user", "", "NATS user name")
@@ -32,7 +34,8 @@ func (n *natsFlags) register(fs *flag.FlagSet, def, urlHelp string) {
 
 // registerMode adds --nats-mode (publishers only).
 func (n *natsFlags) registerMode(fs *flag.FlagSet) {
-	fs.StringVar(&n.mode, "nats-mode", "jetstream", "jetstream (stored, acknowledged, deduplicated) or core (plain publish, nothing stored)")
+	n.mode = "jetstream"
+	fs.Var(strFlag{&n.mode, checkNATSMode}, "nats-mode", "publish `mode`: jetstream (stored, acknowledged, deduplicated) or core (plain publish, nothing stored)")
 }
 
 // publishMode parses --nats-mode.
@@ -43,5 +46,5 @@ func (n *natsFlags) publishMode() (natspub.Mode, error) {
 	case "core":
 		return natspub.Core, nil
 	}
-	return 0, fmt.Errorf("--nats-mode must be jetstream or core, not %q", n.mode)
+	return 0, fmt.Errorf("must be jetstream or core, not %q", n.mode)
 }

@@ -41,17 +41,19 @@ const autoFile = "auto"
 
 func (e *eventFlags) register(fs *flag.FlagSet, live bool) {
 	if live {
-		e.nats.register(fs, natsEmbedded, "where events go: 'embedded' (a NATS server with JetStream in this process, on --broker-listen), 'off' (no NATS), or server URLs, comma-separated")
+		e.nats.register(fs, natsEmbedded, "where events go: 'embedded' (a NATS server with JetStream in this process, on --broker-listen), 'off' (no NATS), or server `URLs`, comma-separated", natsEmbedded, natsOff)
 		fs.BoolVar(&e.wait, "nats-wait", false, "when NATS is unreachable at start, capture anyway and keep trying (events wait in the buffer)")
 		fs.StringVar(&e.dataDir, "data-dir", broker.DefaultDataDir(), "where the embedded broker stores the event stream")
-		fs.StringVar(&e.listen, "broker-listen", broker.DefaultListen, "address of the embedded broker")
+		e.listen = broker.DefaultListen
+		fs.Var(strFlag{&e.listen, listenCheck(broker.DefaultListen, "")}, "broker-listen", "`address` of the embedded broker (host:port)")
 		fs.StringVar(&e.file, "events-file", autoFile, "also write events as JSON lines to this file ('-' = stdout, 'none'); default: stdout with --nats off, else none")
 	} else {
-		e.nats.register(fs, "", "publish events to these NATS servers (comma-separated URLs) instead of writing them on stdout")
+		e.nats.register(fs, "", "publish events to these NATS servers (comma-separated `URLs`) instead of writing them on stdout", natsOff)
 		fs.StringVar(&e.file, "events-file", autoFile, "write events as JSON lines to this file ('-' = stdout, 'none'); default: stdout unless --nats is given")
 	}
 	e.nats.registerMode(fs)
-	fs.IntVar(&e.buffer, "events-buffer", natspub.DefaultBuffer, "events held for NATS while it is slow or away; beyond it the oldest are dropped and counted")
+	e.buffer = natspub.DefaultBuffer
+	fs.Var(intFlag{&e.buffer, 2, 100_000_000}, "events-buffer", "`events` held for NATS while it is slow or away; beyond it the oldest are dropped and counted")
 	fs.DurationVar(&e.maxAge, "events-max-age", natspub.DefaultMaxAge, "retention of the event stream when tcpsentry creates it")
 	fs.Var(&e.maxBytes, "events-max-bytes", "size limit of the event stream when tcpsentry creates it (K, M, G suffixes; default unlimited)")
 }
@@ -88,12 +90,7 @@ func (e *eventFlags) useNATS() (use, embedded bool) {
 // openFile checks the flags and opens the JSON-lines output: run opens it
 // before it gives up root, as it does its sockets.
 func (e *eventFlags) openFile(stdout io.Writer) (*eventOut, error) {
-	if _, err := e.nats.publishMode(); err != nil {
-		return nil, err
-	}
-	if e.buffer < 2 || e.buffer > 100_000_000 {
-		return nil, errors.New("--events-buffer must be between 2 and 100000000")
-	}
+	// --nats-mode and --events-buffer were checked by their flags.
 	out := &eventOut{}
 	useNATS, _ := e.useNATS()
 	switch f := e.file; {
@@ -118,7 +115,7 @@ func (e *eventFlags) connect(out *eventOut, sensorName string, live bool, log *s
 	if !useNATS {
 		return nil
 	}
-	mode, _ := e.nats.publishMode() // checked by openFile
+	mode, _ := e.nats.publishMode() // checked by the flag
 	urls := strings.TrimSpace(e.nats.urls)
 	o := e.nats.opts
 	o.URLs, o.Name = urls, "tcpsentry "+sensorName

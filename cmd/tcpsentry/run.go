@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +21,6 @@ import (
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/privdrop"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 	"github.com/tcpsentry/tcpsentry/ring"
-	"github.com/tcpsentry/tcpsentry/ring/filter"
 )
 
 // listFlag is a repeatable string flag (-i eth0 -i lo).
@@ -66,7 +66,6 @@ type runFlags struct {
 	ifaces    listFlag
 	cfg       sensor.Config
 	lcfg      ring.LiveConfig
-	blockSize sizeFlag
 	cpuList   string
 	filterStr string
 	netns     string
@@ -81,23 +80,26 @@ type runFlags struct {
 
 // newRunFlags returns run's flag set; errors go to stderr.
 func newRunFlags(stderr io.Writer) *runFlags {
-	r := &runFlags{blockSize: sizeFlag(ring.DefaultBlockSize)}
+	r := &runFlags{lcfg: ring.LiveConfig{BlockSize: ring.DefaultBlockSize, Blocks: ring.DefaultBlocks, FrameSize: ring.DefaultFrameSize, RetireTimeout: ring.DefaultRetireTimeout}}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	r.fs = fs
 	fs.Var(&r.ifaces, "i", "interface to capture on (repeatable: -i eth1 -i lo)")
 	fs.Var(intFlag{&r.cfg.Workers, 0, maxWorkers}, "workers", "`number` of workers, each with one socket per interface (default: one per CPU of --cpus)")
-	fs.StringVar(&r.cpuList, "cpus", "", "CPUs to pin the workers to, e.g. 0-3,6 (default: every CPU the process may use)")
-	fs.StringVar(&r.filterStr, "filter", "", "capture filter in tcpdump syntax, run in the kernel, e.g. 'tcp and not port 22'")
+	fs.Var(strFlag{&r.cpuList, checkCPUList}, "cpus", "`CPUs` to pin the workers to, e.g. 0-3,6 (default: every CPU the process may use; whether they are available here is checked at start)")
+	fs.Var(strFlag{&r.filterStr, checkFilter}, "filter", "capture filter `expression` in tcpdump syntax, run in the kernel, e.g. 'tcp and not port 22'")
 	fs.BoolVar(&r.lcfg.NoPromisc, "no-promisc", false, "leave promiscuous mode off (it is on for every interface but loopback)")
-	fs.Var(&r.blockSize, "ring-block-size", "size of one ring block (power of two; K, M suffixes)")
-	fs.IntVar(&r.lcfg.Blocks, "ring-blocks", ring.DefaultBlocks, "ring blocks per socket")
-	fs.IntVar(&r.lcfg.FrameSize, "ring-frame-size", ring.DefaultFrameSize, "ring frame size (tp_frame_size)")
-	fs.DurationVar(&r.lcfg.RetireTimeout, "ring-timeout", ring.DefaultRetireTimeout, "block-retire timeout: how long a partly filled block waits")
+	// The ring's limits (ring/live_linux.go), checked here so that a file
+	// names the line; the ring checks them again.
+	fs.Var(blockSizeFlag{&r.lcfg.BlockSize}, "ring-block-size", "`size` of one ring block (power of two, from the page size to 1G; K, M suffixes)")
+	fs.Var(intFlag{&r.lcfg.Blocks, 2, 1 << 20}, "ring-blocks", "`number` of ring blocks per socket")
+	fs.Var(frameSizeFlag{&r.lcfg.FrameSize}, "ring-frame-size", "ring frame `size` (tp_frame_size: a multiple of 16, at least 128, at most the block size)")
+	fs.Var(durFlag{&r.lcfg.RetireTimeout, time.Millisecond, time.Minute}, "ring-timeout", "block-retire timeout: how long a partly filled block waits (`duration`)")
 	fs.StringVar(&r.netns, "netns", "", "capture in this network namespace (a name from 'ip netns' or a path)")
 	r.cfg.Flows = sensor.DefaultFlows
 	fs.Var(intFlag{&r.cfg.Flows, 1, maxFlows}, "flows", "flow table `capacity` of the sensor, split over the workers")
-	fs.StringVar(&r.cfg.Name, "sensor", defaultSensorName(), "sensor name (observer.name, event id prefix)")
+	r.cfg.Name = defaultSensorName()
+	fs.Var(strFlag{&r.cfg.Name, checkSensorName}, "sensor", "sensor `name` (observer.name, event id prefix, NATS subject token)")
 	fs.BoolVar(&r.quiet, "quiet", false, "no start lines and no summary on stderr (warnings and status lines still)")
 	r.log.register(fs)
 	r.status = defaultStatusInterval
@@ -130,6 +132,10 @@ func resolveRun(args []string, stderr io.Writer) (r *runFlags, st *settings, cod
 		return nil, nil, 2, false
 	}
 	st, err = loadConfig(r.fs, r.config, nil, &r.cfg.Detectors)
+	if err == nil {
+		// The file alone passed (loadConfig); the command line may not.
+		err = checkRing(r, nil)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %v\n", err)
 		return nil, nil, 2, false
@@ -153,6 +159,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cpus := allowed
+	// Its syntax was checked by the flag; what this machine lets the
+	// process use is known only here.
 	if rf.cpuList != "" {
 		if cpus, err = parseCPUList(rf.cpuList, allowed); err != nil {
 			fmt.Fprintf(stderr, "tcpsentry: --cpus: %v\n", err)
@@ -167,14 +175,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if netns != "" && !strings.Contains(netns, "/") {
 		netns = "/var/run/netns/" + netns
 	}
-	lcfg.Interfaces, lcfg.Workers, lcfg.BlockSize, lcfg.Netns = rf.ifaces, cfg.Workers, int(rf.blockSize), netns
-	// Compiled here once to tell a bad expression from a capture error;
-	// the ring compiles it again for each interface's link type.
-	if _, err := filter.Compile(filterStr, uint16(ring.LinkTypeEthernet), filter.Options{KernelVLAN: true}); err != nil {
-		fmt.Fprintf(stderr, "tcpsentry: --filter: %s\n", strings.TrimPrefix(err.Error(), "filter: "))
-		return 2
-	}
-	lcfg.Filter = filterStr
+	// The filter compiled for Ethernet in its flag's Set; the ring
+	// compiles it again for each interface's link type.
+	lcfg.Interfaces, lcfg.Workers, lcfg.Netns, lcfg.Filter = rf.ifaces, cfg.Workers, netns, filterStr
 	// Errors up to the start lines are plain one-liners on stderr, as
 	// tcpdump's; from there on the log says what happens.
 	log := newLogger(rf.log.format, rf.log.level, stderr)
@@ -273,10 +276,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 // parseCPUList parses "0-3,6" and checks every CPU is one the process
 // may run on.
 func parseCPUList(s string, allowed []int) ([]int, error) {
-	ok := map[int]bool{}
-	for _, c := range allowed {
-		ok[c] = true
+	cpus, err := parseCPUs(s)
+	if err != nil {
+		return nil, err
 	}
+	for _, c := range cpus {
+		if !slices.Contains(allowed, c) {
+			return nil, fmt.Errorf("CPU %d is not available to this process (available: %s)", c, formatCPUs(allowed))
+		}
+	}
+	return cpus, nil
+}
+
+// parseCPUs parses "0-3,6", without duplicates, in the order given.
+func parseCPUs(s string) ([]int, error) {
 	var out []int
 	seen := map[int]bool{}
 	for _, part := range strings.Split(s, ",") {
@@ -290,9 +303,6 @@ func parseCPUList(s string, allowed []int) ([]int, error) {
 			return nil, fmt.Errorf("%q is not a CPU list (say 0-3,6)", s)
 		}
 		for c := a; c <= b; c++ {
-			if !ok[c] {
-				return nil, fmt.Errorf("CPU %d is not available to this process (available: %s)", c, formatCPUs(allowed))
-			}
 			if !seen[c] {
 				seen[c] = true
 				out = append(out, c)

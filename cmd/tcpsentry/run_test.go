@@ -210,10 +210,10 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"-i", "nosuch0"}, 1, `tcpsentry: no interface "nosuch0" (interfaces here: lo`},
 		{[]string{"-i", "lo", "extra"}, 2, `tcpsentry: run takes no arguments (got "extra"); a filter goes in --filter`},
 		{[]string{"-i", "lo", "--cpus", "9999"}, 2, "tcpsentry: --cpus: CPU 9999 is not available to this process (available: "},
-		{[]string{"-i", "lo", "--cpus", "x"}, 2, `tcpsentry: --cpus: "x" is not a CPU list (say 0-3,6)`},
-		{[]string{"-i", "lo", "--filter", "tcp port"}, 2, `tcpsentry: --filter: unexpected end of expression after "port"`},
-		{[]string{"-i", "lo", "--filter", "gateway x"}, 2, `tcpsentry: --filter: "gateway" at column 1 is not supported by tcpsentry's filter compiler (supported: `},
-		{[]string{"-i", "lo", "--ring-block-size", "3000"}, 1, "tcpsentry: ring block size 3000: must be a power of two"},
+		{[]string{"-i", "lo", "--cpus", "x"}, 2, `invalid value "x" for flag -cpus: "x" is not a CPU list (say 0-3,6)`},
+		{[]string{"-i", "lo", "--filter", "tcp port"}, 2, `invalid value "tcp port" for flag -filter: unexpected end of expression after "port"`},
+		{[]string{"-i", "lo", "--filter", "gateway x"}, 2, `invalid value "gateway x" for flag -filter: "gateway" at column 1 is not supported by tcpsentry's filter compiler (supported: `},
+		{[]string{"-i", "lo", "--ring-block-size", "3000"}, 2, `invalid value "3000" for flag -ring-block-size: must be a power of two`},
 		{[]string{"-i", "lo", "--ring-block-size", "1G", "--ring-blocks", "100000"}, 1, "is more than half of the available memory"},
 	} {
 		var out, errb bytes.Buffer

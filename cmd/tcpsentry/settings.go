@@ -3,6 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math/bits"
+	"net"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +16,8 @@ import (
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
 	"github.com/tcpsentry/tcpsentry/detectors"
 	"github.com/tcpsentry/tcpsentry/flowtable"
+	"github.com/tcpsentry/tcpsentry/ring"
+	"github.com/tcpsentry/tcpsentry/ring/filter"
 )
 
 // intFlag is an int flag with bounds, so that a file's value is checked
@@ -99,6 +106,200 @@ func (f bytesFlag) Set(v string) error {
 	}
 	*f.p = int64(s)
 	return nil
+}
+
+// strFlag is a string flag whose value is checked in Set, like intFlag:
+// a bad value in a file then names its line, and 'config check' sees it.
+type strFlag struct {
+	p     *string
+	check func(string) error
+}
+
+func (f strFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+func (f strFlag) Get() any { return *f.p }
+func (f strFlag) Set(v string) error {
+	if err := f.check(v); err != nil {
+		return err
+	}
+	*f.p = v
+	return nil
+}
+
+// checkSensorName: the name is the <sensor> token of the NATS subjects
+// (natspub's rule), so it is checked whether or not NATS is used.
+func checkSensorName(v string) error {
+	if v == "" || strings.ContainsAny(v, ".*> \t\r\n") {
+		return fmt.Errorf("%q cannot be a NATS subject token: use letters, digits, '-' or '_' (no '.', '*', '>' or spaces)", v)
+	}
+	return nil
+}
+
+// checkFilter compiles a capture filter for Ethernet, as the ring will;
+// a link-type specific failure (raw IP) is still the ring's, at start.
+func checkFilter(v string) error {
+	if _, err := filter.Compile(v, uint16(ring.LinkTypeEthernet), filter.Options{KernelVLAN: true}); err != nil {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "filter: "))
+	}
+	return nil
+}
+
+// checkCPUList checks the syntax of --cpus; whether the CPUs are
+// available depends on the machine and is checked at start.
+func checkCPUList(v string) error {
+	if v == "" {
+		return nil
+	}
+	_, err := parseCPUs(v)
+	return err
+}
+
+// checkNATSMode checks --nats-mode (natsFlags.publishMode parses it).
+func checkNATSMode(v string) error {
+	_, err := (&natsFlags{mode: v}).publishMode()
+	return err
+}
+
+// natsURLCheck checks --nats: one of keywords, or server URLs, comma-
+// separated, as the NATS client reads them (scheme nats, tls, ws or wss,
+// nats:// when left out). Whether a server answers is for the start.
+func natsURLCheck(keywords ...string) func(string) error {
+	return func(v string) error {
+		s := strings.TrimSpace(v)
+		if s == "" || slices.Contains(keywords, s) {
+			return nil
+		}
+		hint := "say nats://HOST:4222, several comma-separated"
+		if len(keywords) > 0 {
+			hint += "; or " + strings.Join(keywords, " or ")
+		}
+		web, plain := false, false
+		for _, u := range strings.Split(s, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			full := u
+			if !strings.Contains(full, "://") {
+				full = "nats://" + full
+			}
+			p, err := url.Parse(full)
+			if err != nil || p.Hostname() == "" {
+				return fmt.Errorf("not a NATS server URL: %q (%s)", u, hint)
+			}
+			switch p.Scheme {
+			case "nats", "tls":
+				plain = true
+			case "ws", "wss":
+				web = true
+			default:
+				return fmt.Errorf("not a NATS server URL: %q: the scheme is nats, tls, ws or wss", u)
+			}
+			if port := p.Port(); port != "" {
+				if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+					return fmt.Errorf("not a NATS server URL: %q: bad port", u)
+				}
+			}
+		}
+		if web && plain {
+			return fmt.Errorf("mixes websocket (ws, wss) and plain (nats, tls) URLs, which the NATS client refuses: %q", s)
+		}
+		return nil
+	}
+}
+
+// listenCheck checks a listen address, host:port, as net.Listen takes
+// it; "" is the default (or none), and so is off when given. Whether it
+// can be bound is for the start.
+func listenCheck(example, off string) func(string) error {
+	return func(v string) error {
+		s := strings.TrimSpace(v)
+		if s == "" || off != "" && s == off {
+			return nil
+		}
+		want := "want host:port, e.g. " + example
+		if off != "" {
+			want += ", or " + off
+		}
+		_, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return fmt.Errorf("%s, not %q", want, v)
+		}
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return fmt.Errorf("bad port in %q (0 to 65535)", v)
+		}
+		return nil
+	}
+}
+
+// blockSizeFlag is --ring-block-size: a size (sizeFlag's suffixes) that
+// TPACKET_V3 takes, the ring's own check (ring/live_linux.go).
+type blockSizeFlag struct{ p *int }
+
+func (f blockSizeFlag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.p)
+}
+func (f blockSizeFlag) Get() any { return *f.p }
+func (f blockSizeFlag) Set(v string) error {
+	var s sizeFlag
+	if err := s.Set(v); err != nil {
+		return err
+	}
+	n, page := int(s), os.Getpagesize()
+	if n < page || bits.OnesCount(uint(n)) != 1 || n > 1<<30 {
+		return fmt.Errorf("must be a power of two between the page size (%d) and 1 GiB, not %d", page, n)
+	}
+	*f.p = n
+	return nil
+}
+
+// frameSizeFlag is --ring-frame-size, tp_frame_size: a multiple of
+// TPACKET_ALIGNMENT (16), room for the frame header. That it fits in a
+// block is checkRing's, once both are known.
+type frameSizeFlag struct{ p *int }
+
+func (f frameSizeFlag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.p)
+}
+func (f frameSizeFlag) Get() any { return *f.p }
+func (f frameSizeFlag) Set(v string) error {
+	var s sizeFlag
+	if err := s.Set(v); err != nil {
+		return err
+	}
+	if n := int(s); n < 128 || n%16 != 0 || n > 1<<30 {
+		return fmt.Errorf("must be a multiple of 16, at least 128 and at most the block size, not %d", n)
+	}
+	*f.p = int(s)
+	return nil
+}
+
+// checkRing checks what no single flag's Set can: that a frame fits in
+// a block. With f, the file the values came from, the error names the
+// line of whichever of the two the file sets.
+func checkRing(r *runFlags, f *config.File) error {
+	frame, block := r.lcfg.FrameSize, r.lcfg.BlockSize
+	if frame <= block {
+		return nil
+	}
+	if f != nil {
+		if key, line, ok := f.Where("ring-frame-size"); ok {
+			return &config.Error{File: f.Path, Line: line, Key: key, Msg: fmt.Sprintf("must be at most the block size (ring-block-size %d), not %d", block, frame)}
+		}
+		if key, line, ok := f.Where("ring-block-size"); ok {
+			return &config.Error{File: f.Path, Line: line, Key: key, Msg: fmt.Sprintf("must be at least the frame size (ring-frame-size %d), not %d", frame, block)}
+		}
+	}
+	return fmt.Errorf("--ring-frame-size %d must be at most --ring-block-size %d", frame, block)
 }
 
 // The detector thresholds, by flag: the type whose entry the file puts

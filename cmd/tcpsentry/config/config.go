@@ -311,6 +311,18 @@ func (f *File) Apply(fs *flag.FlagSet, only func(name string) bool) error {
 	return nil
 }
 
+// Where says where the file sets flag name: its key and the line of its
+// last value (the one in force), for errors about the value that no
+// single flag's Set can find.
+func (f *File) Where(name string) (key string, line int, ok bool) {
+	for _, v := range slices.Backward(f.Values) {
+		if v.Flag == name && len(v.Items) > 0 {
+			return v.Key, v.Items[len(v.Items)-1].Line, true
+		}
+	}
+	return "", 0, false
+}
+
 // ApplyTypes sets the per-type switches and severities on cfg.
 func (f *File) ApplyTypes(cfg *detectors.Config) {
 	for _, ts := range f.Types {
