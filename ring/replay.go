@@ -107,6 +107,11 @@ type ReplayStats struct {
 // other than the LinkType constants. Nothing is read beyond the file
 // header and its read-ahead until the first NextBatch.
 //
+// A file that grows while it is replayed is read, as tcpdump -r reads
+// it, up to the first end the reader meets: what was appended before is
+// read, what is appended after is not, and a record still being written
+// at that moment is a truncated last record (see Truncated).
+//
 // The caller keeps r open until the replay is done (every source returned
 // io.EOF, or Close returned).
 func OpenReplay(r io.Reader, cfg ReplayConfig) (*Replay, error) {

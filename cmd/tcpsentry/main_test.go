@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -233,6 +234,64 @@ func TestReplayBadFiles(t *testing.T) {
 			t.Fatalf("events before the cut lost: %v", evs)
 		}
 	})
+}
+
+// TestReplayHostileFiles: with --quiet, a file that is no capture gets
+// exactly one stderr line, "tcpsentry: <path>: <reason>", and exit 1; a
+// header-only file is an empty capture (exit 0, nothing on stderr); a
+// record claiming 2^31 bytes after a snap length of 2^32-1 stops the
+// replay at that record with one line naming it, after the events of
+// the records before it.
+func TestReplayHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	demo, err := os.ReadFile("../../testdata/demo.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	absurd := bytes.Clone(demo)
+	binary.LittleEndian.PutUint32(absurd[16:], 0xffffffff) // snap length
+	rec2 := 24 + 16 + int(le32(absurd[24+8:]))
+	binary.LittleEndian.PutUint32(absurd[rec2+8:], 1<<31)  // captured
+	binary.LittleEndian.PutUint32(absurd[rec2+12:], 1<<31) // on the wire
+
+	cases := []struct {
+		name, file string
+		data       []byte
+		code       int
+		stderr     string // all of it, after "tcpsentry: <path>: "
+		events     int
+	}{
+		{"zero bytes", "empty.pcap", nil, 1, "ring: not a pcap or pcapng file: the file is empty", 0},
+		{"wrong magic, text", "notes.pcap", []byte("GET / HTTP/1.1\r\n\r\n"), 1,
+			`ring: not a pcap or pcapng file: it starts with 47 45 54 20 2f 20 48 54 ("GET / HT", text)`, 0},
+		{"wrong magic, binary", "elf.pcap", []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00"), 1,
+			"ring: not a pcap or pcapng file: it starts with 7f 45 4c 46 02 01 01 00", 0},
+		{"magic only", "magic.pcap", demo[:4], 1,
+			"ring: not a pcap or pcapng file: pcap file header cut short (4 of 24 bytes)", 0},
+		{"header only", "header.pcap", demo[:24], 0, "", 0},
+		{"absurd lengths", "absurd.pcap", absurd, 1, "ring: packet record 2 at byte offset " + fmt.Sprint(rec2) +
+			": corrupt capture file: capture length 2147483648 exceeds the 262144-byte maximum", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := write(c.file, c.data)
+			code, evs, stderr := replay(t, "--quiet", p)
+			want := ""
+			if c.stderr != "" {
+				want = "tcpsentry: " + p + ": " + c.stderr + "\n"
+			}
+			if code != c.code || stderr != want || len(evs) != c.events {
+				t.Errorf("exit %d, %d events, stderr\n%q\nwant exit %d, %d events, stderr\n%q", code, len(evs), stderr, c.code, c.events, want)
+			}
+		})
+	}
 }
 
 // countPackets counts a pcap's records with pcapgo, independently of ring.
