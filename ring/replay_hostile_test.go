@@ -239,15 +239,7 @@ func TestReplayGrowingFile(t *testing.T) {
 	}{{"at-record-boundary", false}, {"mid-record", true}} {
 		for _, gc := range growingCaptures(t, frames, 12, mode.mid) {
 			t.Run(gc.name+"/appended-before-read/"+mode.name, func(t *testing.T) {
-				path := filepath.Join(t.TempDir(), "grow")
-				if err := os.WriteFile(path, gc.head, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				f, err := os.Open(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
+				path, f := createGrowing(t, gc.head)
 				rp, err := ring.OpenReplay(f, ring.ReplayConfig{BatchSize: 8})
 				if err != nil {
 					t.Fatal(err)
@@ -259,15 +251,7 @@ func TestReplayGrowingFile(t *testing.T) {
 				checkGrown(t, rp, got, err, gc.all, len(gc.all), false)
 			})
 			t.Run(gc.name+"/appended-at-eof/"+mode.name, func(t *testing.T) {
-				path := filepath.Join(t.TempDir(), "grow")
-				if err := os.WriteFile(path, gc.head, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				f, err := os.Open(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
+				path, f := createGrowing(t, gc.head)
 				g := &growOnEOF{f: f, grow: func() { appendFile(t, path, gc.tail) }}
 				rp, err := ring.OpenReplay(g, ring.ReplayConfig{BatchSize: 8})
 				if err != nil {
@@ -288,15 +272,7 @@ func TestReplayGrowingFile(t *testing.T) {
 	// counts what it delivered; a later replay of the whole file gets all.
 	for _, gc := range growingCaptures(t, frames, 0, false) {
 		t.Run(gc.name+"/concurrent-writer", func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "grow")
-			if err := os.WriteFile(path, gc.head, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			path, f := createGrowing(t, gc.head)
 			rp, err := ring.OpenReplay(f, ring.ReplayConfig{Workers: 2, Hash: symHash, BatchSize: 4})
 			if err != nil {
 				t.Fatal(err)
@@ -389,4 +365,20 @@ func checkGrown(t *testing.T, rp *ring.Replay, got []frame, err error, all []fra
 	if rp.Truncated() != truncated {
 		t.Errorf("Truncated() = %v, want %v", rp.Truncated(), truncated)
 	}
+}
+
+// createGrowing writes head to a new file and opens it for reading; the
+// test appends to path while the replay reads f.
+func createGrowing(t *testing.T, head []byte) (path string, f *os.File) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "grow")
+	if err := os.WriteFile(path, head, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return path, f
 }
