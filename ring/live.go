@@ -30,6 +30,13 @@ type LiveConfig struct {
 	// a second for the workers' clocks anyway, so a shorter timeout buys
 	// no latency worth having.
 	RetireTimeout time.Duration
+	// Snaplen is how many bytes of each frame the kernel copies into the
+	// ring (default DefaultSnaplen; MaxFrameLen for whole frames). The
+	// sensor reads headers only and takes lengths from the IP header, so
+	// a short snap costs nothing in analysis, while it keeps the kernel's
+	// copy small and lets the ring hold several times more packets,
+	// which is what carries a worker through a stall without loss.
+	Snaplen int
 	// Filter is a capture filter in tcpdump syntax (pcap-filter(7)),
 	// compiled by ring/filter for each interface's link type and attached
 	// to every socket before it is bound, so nothing it rejects is ever
@@ -49,6 +56,12 @@ const (
 	DefaultBlocks        = 32
 	DefaultFrameSize     = 2048
 	DefaultRetireTimeout = 50 * time.Millisecond
+	// DefaultSnaplen holds every header the decoder reads: Ethernet with
+	// two inner VLAN tags (22), IPv4 with options (60) or IPv6 with 74
+	// bytes of extension headers (114), and TCP with options (60).
+	DefaultSnaplen = 256
+	// MinSnaplen is Ethernet, one VLAN tag, IPv4 and TCP without options.
+	MinSnaplen = 58
 )
 
 func (c *LiveConfig) defaults() {
@@ -66,6 +79,9 @@ func (c *LiveConfig) defaults() {
 	}
 	if c.RetireTimeout <= 0 {
 		c.RetireTimeout = DefaultRetireTimeout
+	}
+	if c.Snaplen <= 0 {
+		c.Snaplen = DefaultSnaplen
 	}
 }
 

@@ -144,6 +144,9 @@ func checkConfig(c *LiveConfig) error {
 	if c.Blocks < 2 || c.Blocks > 1<<20 {
 		return fmt.Errorf("ring blocks %d: must be between 2 and %d", c.Blocks, 1<<20)
 	}
+	if c.Snaplen < MinSnaplen || c.Snaplen > MaxFrameLen {
+		return fmt.Errorf("snap length %d: must be between %d and %d", c.Snaplen, MinSnaplen, MaxFrameLen)
+	}
 	if c.RetireTimeout < time.Millisecond || c.RetireTimeout > time.Minute {
 		return fmt.Errorf("ring block timeout %v: must be between 1ms and 1m", c.RetireTimeout)
 	}
@@ -361,11 +364,16 @@ func (l *Live) openInterface(i int) error {
 	// The kernel has taken the outer VLAN tag out of the frame, so a
 	// "vlan" test reads it from the packet's metadata, as libpcap does on
 	// a live Linux handle.
-	prog, err := filter.Compile(cfg.Filter, uint16(ifc.Link), filter.Options{KernelVLAN: true})
+	// The program's accept length is the snap length, as in libpcap.
+	prog, err := filter.Compile(cfg.Filter, uint16(ifc.Link), filter.Options{KernelVLAN: true, Snaplen: uint32(cfg.Snaplen)})
 	if err != nil {
 		return fmt.Errorf("%s: %w", ifc.Name, err)
 	}
 	ifc.FilterLen = len(prog)
+	if prog == nil && cfg.Snaplen < MaxFrameLen {
+		ret, _ := bpf.RetConstant{Val: uint32(cfg.Snaplen)}.Assemble()
+		prog = []bpf.RawInstruction{ret}
+	}
 	group := -1
 	noFanoutOutgoing := false
 	for w := range cfg.Workers {

@@ -129,6 +129,10 @@ func openLive(t *testing.T, cfg ring.LiveConfig) *ring.Live {
 	if cfg.Blocks == 0 {
 		cfg.Blocks, cfg.BlockSize = 8, 1<<16
 	}
+	if cfg.Snaplen == 0 {
+		// These tests compare whole frames; TestLiveSnaplen the default.
+		cfg.Snaplen = ring.MaxFrameLen
+	}
 	l, err := ring.OpenLive(cfg)
 	if err != nil {
 		t.Fatalf("OpenLive: %v", err)
@@ -264,6 +268,51 @@ func TestLiveKeepsVLANTags(t *testing.T) {
 	}
 }
 
+// TestLiveSnaplen checks that the kernel copies at most the snap length
+// of each frame into the ring, with or without a filter, and that the
+// length on the wire and the headers survive: frames longer than the snap
+// arrive cut to it, shorter ones whole.
+func TestLiveSnaplen(t *testing.T) {
+	w := netlab.NewWire(t)
+	var sent []frame
+	for i := range 40 {
+		payload := make([]byte, (i%4)*400) // 0, 400, 800, 1200 bytes
+		p := tcpPacket(t, net.IPv4(10, 0, 0, 1), net.IPv4(10, 0, 0, 2), uint16(30000+i), 80, true, false, payload)
+		d := wrap(t, ring.LinkTypeEthernet, p)
+		sent = append(sent, frame{ring.LinkTypeEthernet, 0, len(d), d})
+	}
+	for _, tc := range []struct {
+		name   string
+		snap   int
+		filter string
+		want   int
+	}{
+		{"default", -1, "", ring.DefaultSnaplen},
+		{"default with a filter", -1, "tcp", ring.DefaultSnaplen},
+		{"96", 96, "", 96},
+		{"96 with a filter", 96, "tcp port 80", 96},
+		{"whole", ring.MaxFrameLen, "", ring.MaxFrameLen},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := openLive(t, ring.LiveConfig{Interfaces: []string{"cap0"}, Netns: w.Path, Snaplen: tc.snap, Filter: tc.filter})
+			c, stop := collect(l)
+			inject(t, w, netlab.WireInject, sent)
+			c.waitFor(t, len(sent))
+			stop()
+			got := c.frames[0]
+			if len(got) != len(sent) {
+				t.Fatalf("got %d frames, sent %d", len(got), len(sent))
+			}
+			for i, f := range got {
+				want := sent[i].Data[:min(tc.want, len(sent[i].Data))]
+				if !bytes.Equal(f.Data, want) || f.Wire != len(sent[i].Data) {
+					t.Errorf("frame %d: got %d bytes of %d on the wire; want %d of %d", i, len(f.Data), f.Wire, len(want), len(sent[i].Data))
+				}
+			}
+		})
+	}
+}
+
 // TestLiveFilterInKernel checks that the filter runs in the kernel: the
 // socket's own counters see only the frames it accepts.
 func TestLiveFilterInKernel(t *testing.T) {
@@ -395,6 +444,7 @@ func TestLiveErrors(t *testing.T) {
 		{ring.LiveConfig{}, "no interface to capture on"},
 		{ring.LiveConfig{Interfaces: []string{"cap0", "cap0"}}, `interface "cap0" given twice`},
 		{ring.LiveConfig{Interfaces: []string{"cap0"}, BlockSize: 3000}, "ring block size 3000: must be a power of two"},
+		{ring.LiveConfig{Interfaces: []string{"cap0"}, Snaplen: 40}, "snap length 40: must be between 58 and 262144"},
 		{ring.LiveConfig{Interfaces: []string{"cap0"}, Blocks: 1 << 20, BlockSize: 1 << 30}, "is more than half of the available memory"},
 	} {
 		tc.cfg.Netns = w.Path

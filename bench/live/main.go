@@ -55,6 +55,7 @@ func mainErr(ctx context.Context, args []string) error {
 	jsonOut := fs.String("json", "", "also write the results as JSON to `FILE` (for other programs; see LiveResults in bench/report)")
 	quick := fs.Bool("quick", false, "smoke run: one short low-rate point per reader")
 	ringMiB := fs.Int("ring-mib", 32, "ring memory of every reader in MiB")
+	snaplen := fs.Int("snaplen", 0, "snap length of tcpsentry's readers in `bytes` (0: its default, 256; 262144: whole frames)")
 	capacity := fs.Bool("capacity", true, "also time how fast each in-process reader empties a full ring")
 	only := fs.String("readers", "", "run only these readers (keys, e.g. a1,a'1,b,c; default all)")
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +64,7 @@ func mainErr(ctx context.Context, args []string) error {
 	cfg := defaultConfig()
 	cfg.Duration, cfg.Repeat, cfg.Capacity, cfg.Progress = *duration, *repeat, *capacity, os.Stderr
 	cfg.Geometry.Blocks = *ringMiB << 20 / cfg.Geometry.BlockSize
+	cfg.Geometry.Snaplen = *snaplen
 	var err error
 	if cfg.Rates, err = parseRates(*rates); err != nil {
 		return err

@@ -42,6 +42,9 @@ type reader interface {
 type ringGeometry struct {
 	BlockSize int // bytes
 	Blocks    int // in total, over all sockets
+	// Snaplen is tcpsentry's snap length (0: its default); the other
+	// readers capture whole frames, as they do by default.
+	Snaplen int
 }
 
 func (g ringGeometry) bytes() int64 { return int64(g.BlockSize) * int64(g.Blocks) }
@@ -72,6 +75,7 @@ func ringConfig(l *lab, g ringGeometry, workers int) ring.LiveConfig {
 		Workers:    workers,
 		BlockSize:  g.BlockSize,
 		Blocks:     max(2, g.Blocks/workers),
+		Snaplen:    g.Snaplen,
 		Netns:      l.path,
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tcpsentry/tcpsentry/bench/report"
+	"github.com/tcpsentry/tcpsentry/ring"
 )
 
 // machine describes where the benchmark ran.
@@ -55,8 +57,12 @@ func (res *results) report(w io.Writer) {
 	p("Traffic: bench/traffic, %d connections (%d concurrent, %.0f%% IPv6, %.0f%% VLAN), %d packets, replayed in a loop from RAM (`tcpreplay --preload-pcap --loop --limit`) onto a veth pair in a private network namespace; readers capture on its other end. Each point sends for about %v (top speed: the %d packets the sender alone sent in that time, %.0f pps), is run %d time(s), and the run with the median received packets/s is shown.\n\n",
 		t.Connections, t.Concurrent, 100*t.IPv6Share, 100*t.VLANShare, res.Packets, cfg.Duration, res.TopCount, res.Baseline.PPS(), cfg.Repeat)
 	g := cfg.Geometry
-	p("Ring memory of every reader: %d MiB. tcpsentry: %d KiB blocks, %d blocks split over its workers; gopacket/afpacket: one TPACKET_V3 socket, %d × %d KiB blocks, ZeroCopyReadPacketData; tcpdump: `-B %d` (libpcap: 256 KiB blocks), `-w /dev/null`, without `--immediate-mode` (with it libpcap leaves TPACKET_V3 for V2, a slot per frame).\n\n",
-		g.bytes()>>20, g.BlockSize>>10, g.Blocks, g.Blocks, g.BlockSize>>10, g.bytes()>>10)
+	snap := "its default snap length, " + strconv.Itoa(ring.DefaultSnaplen) + " bytes"
+	if g.Snaplen > 0 {
+		snap = "snap length " + strconv.Itoa(g.Snaplen) + " bytes"
+	}
+	p("Ring memory of every reader: %d MiB. tcpsentry: %d KiB blocks, %d blocks split over its workers, %s; the others capture whole frames; gopacket/afpacket: one TPACKET_V3 socket, %d × %d KiB blocks, ZeroCopyReadPacketData; tcpdump: `-B %d` (libpcap: 256 KiB blocks), `-w /dev/null`, without `--immediate-mode` (with it libpcap leaves TPACKET_V3 for V2, a slot per frame).\n\n",
+		g.bytes()>>20, g.BlockSize>>10, g.Blocks, snap, g.Blocks, g.BlockSize>>10, g.bytes()>>10)
 
 	p("Readers:\n\n")
 	for _, s := range res.Readers {

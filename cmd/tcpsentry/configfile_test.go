@@ -164,6 +164,7 @@ func TestBadFlagValues(t *testing.T) {
 	}{
 		{[]string{"run", "--ring-block-size", "3000"}, `invalid value "3000" for flag -ring-block-size: must be a power of two between the page size (` + strconv.Itoa(os.Getpagesize()) + `) and 1 GiB, not 3000`},
 		{[]string{"run", "--ring-frame-size", "2050"}, `invalid value "2050" for flag -ring-frame-size: must be a multiple of 16, at least 128 and at most the block size, not 2050`},
+		{[]string{"run", "--snaplen", "40"}, `invalid value "40" for flag -snaplen: must be 0 (whole frames) or between 58 and 262144, not 40`},
 		{[]string{"run", "--cpus", "x"}, `invalid value "x" for flag -cpus: "x" is not a CPU list (say 0-3,6)`},
 		{[]string{"run", "--filter", "tcp port"}, `invalid value "tcp port" for flag -filter: unexpected end of expression after "port"`},
 		{[]string{"run", "--nats", "nats://a b"}, `invalid value "nats://a b" for flag -nats: not a NATS server URL: "nats://a b" (say nats://HOST:4222, several comma-separated; or embedded or off)`},

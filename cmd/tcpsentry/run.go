@@ -80,7 +80,7 @@ type runFlags struct {
 
 // newRunFlags returns run's flag set; errors go to stderr.
 func newRunFlags(stderr io.Writer) *runFlags {
-	r := &runFlags{lcfg: ring.LiveConfig{BlockSize: ring.DefaultBlockSize, Blocks: ring.DefaultBlocks, FrameSize: ring.DefaultFrameSize, RetireTimeout: ring.DefaultRetireTimeout}}
+	r := &runFlags{lcfg: ring.LiveConfig{BlockSize: ring.DefaultBlockSize, Blocks: ring.DefaultBlocks, FrameSize: ring.DefaultFrameSize, RetireTimeout: ring.DefaultRetireTimeout, Snaplen: ring.DefaultSnaplen}}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	r.fs = fs
@@ -88,6 +88,7 @@ func newRunFlags(stderr io.Writer) *runFlags {
 	fs.Var(intFlag{&r.cfg.Workers, 0, maxWorkers}, "workers", "`number` of workers, each with one socket per interface (default: one per CPU of --cpus)")
 	fs.Var(strFlag{&r.cpuList, checkCPUList}, "cpus", "`CPUs` to pin the workers to, e.g. 0-3,6 (default: every CPU the process may use; whether they are available here is checked at start)")
 	fs.Var(strFlag{&r.filterStr, checkFilter}, "filter", "capture filter `expression` in tcpdump syntax, run in the kernel, e.g. 'tcp and not port 22'")
+	fs.Var(snaplenFlag{&r.lcfg.Snaplen}, "snaplen", "`bytes` of each frame the kernel copies for the sensor, which reads headers only (0: whole frames, as tcpdump -s 0)")
 	fs.BoolVar(&r.lcfg.NoPromisc, "no-promisc", false, "leave promiscuous mode off (it is on for every interface but loopback)")
 	// The ring's limits (ring/live_linux.go), checked here so that a file
 	// names the line; the ring checks them again.
@@ -373,7 +374,7 @@ func writeStart(log *slog.Logger, live *ring.Live, lcfg ring.LiveConfig, cfg sen
 	per := int64(lcfg.BlockSize) * int64(lcfg.Blocks)
 	log.Info("capturing", "interfaces", strings.Join(ifs, ", "), "workers", cfg.Workers, "cpus", formatCPUs(firstN(cfg.CPUs, cfg.Workers)),
 		"ring", fmt.Sprintf("%d x %s blocks = %s per socket", lcfg.Blocks, bytesHuman(uint64(lcfg.BlockSize)), bytesHuman(uint64(per))),
-		"ring_total", bytesHuman(uint64(lcfg.MemoryBytes())), "sockets", cfg.Workers*len(lcfg.Interfaces))
+		"ring_total", bytesHuman(uint64(lcfg.MemoryBytes())), "sockets", cfg.Workers*len(lcfg.Interfaces), "snaplen", lcfg.Snaplen)
 }
 
 // firstN is the CPUs the workers use: the first n of the list, or all of

@@ -46,6 +46,32 @@ func (f intFlag) Set(v string) error {
 	return nil
 }
 
+// snaplenFlag is --snaplen: bytes of each frame to capture; 0 means
+// whole frames, as tcpdump's -s 0 does.
+type snaplenFlag struct{ p *int }
+
+func (f snaplenFlag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.p)
+}
+func (f snaplenFlag) Get() any { return *f.p }
+func (f snaplenFlag) Set(v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("not a number: %q", v)
+	}
+	if n == 0 {
+		n = ring.MaxFrameLen
+	}
+	if n < ring.MinSnaplen || n > ring.MaxFrameLen {
+		return fmt.Errorf("must be 0 (whole frames) or between %d and %d, not %d", ring.MinSnaplen, ring.MaxFrameLen, n)
+	}
+	*f.p = n
+	return nil
+}
+
 // durFlag is a duration flag with bounds.
 type durFlag struct {
 	p        *time.Duration
@@ -366,7 +392,7 @@ func layout() *config.Layout {
 		Lists: []string{"i"},
 		Local: []string{"sensor", "data-dir"},
 		Sections: []config.Section{
-			{Title: "Capture", Flags: []string{"i", "filter", "netns", "no-promisc", "workers", "cpus", "ring-block-size", "ring-blocks", "ring-frame-size", "ring-timeout"}},
+			{Title: "Capture", Flags: []string{"i", "filter", "netns", "no-promisc", "workers", "cpus", "snaplen", "ring-block-size", "ring-blocks", "ring-frame-size", "ring-timeout"}},
 			{Title: "Sensor", Flags: []string{"sensor", "flows", "quiet"}},
 			{Title: "Logs", Flags: []string{"log-format", "log-level", "status-interval"}},
 			{Title: "Flow table", Flags: []string{"timeout-half-open", "timeout-established", "timeout-closed", "handshake-timeout"}},
