@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tcpsentry/tcpsentry/bench/traffic"
@@ -47,6 +50,10 @@ type run struct {
 	CPU       time.Duration // the reader's CPU time while the point ran
 	VethDrops uint64        // frames the veth pair dropped before any tap
 	Drain     time.Duration // from the sender's end until the counts settled
+	// Steal is the time the hypervisor ran something else on this VM's
+	// CPUs while the point ran (/proc/stat, all CPUs): a run that loses
+	// packets with steal well above the others lost them to the host.
+	Steal time.Duration
 }
 
 // RxPPS is the packets/s the reader received over the sending time.
@@ -205,9 +212,9 @@ func runBench(ctx context.Context, cfg config, specs func(b *bench) []readerSpec
 				}
 				p := res.Points[spec.Key][rate]
 				p.Runs = append(p.Runs, r)
-				b.progress("[%d/%d] %-28s %9s: sent %9d in %6.2fs, received %9d (%8.0f pps), drops %d, veth %d, cpu %v/pkt, drained in %v",
+				b.progress("[%d/%d] %-28s %9s: sent %9d in %6.2fs, received %9d (%8.0f pps), drops %d, veth %d, cpu %v/pkt, drained in %v, steal %v",
 					rep+1, cfg.Repeat, spec.Name, rateLabel(rate), r.Sent.Packets, r.Sent.Elapsed.Seconds(),
-					r.Got.Received, r.RxPPS(), r.Got.Drops, r.VethDrops, r.CPUPerPacket(), r.Drain.Round(time.Millisecond))
+					r.Got.Received, r.RxPPS(), r.Got.Drops, r.VethDrops, r.CPUPerPacket(), r.Drain.Round(time.Millisecond), r.Steal)
 			}
 		}
 	}
@@ -279,6 +286,7 @@ func (b *bench) runPoint(ctx context.Context, spec readerSpec, rate int, count i
 	if err != nil {
 		return r, err
 	}
+	steal0 := stealTime()
 	if r.Sent, err = b.sender.send(ctx, rate, count, b.cfg.Duration); err != nil {
 		return r, err
 	}
@@ -287,6 +295,7 @@ func (b *bench) runPoint(ctx context.Context, spec readerSpec, rate int, count i
 		return r, err
 	}
 	r.Drain = time.Since(sentAt)
+	r.Steal = stealTime() - steal0
 	cpu1, err := rd.CPU()
 	if err != nil {
 		return r, err
@@ -428,4 +437,23 @@ func (b *bench) runCapacity(ctx context.Context, spec readerSpec) (c capacityRun
 		}
 		time.Sleep(50 * time.Microsecond)
 	}
+}
+
+// stealTime is the steal time of all CPUs so far, from /proc/stat's cpu
+// line (in USER_HZ ticks, 10 ms here); 0 when it cannot be read.
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	n, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n) * 10 * time.Millisecond
 }
