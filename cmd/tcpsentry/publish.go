@@ -192,14 +192,18 @@ func (o *eventOut) finish(wait time.Duration, stderr io.Writer, quiet bool) erro
 			err = fmt.Errorf("%d events were not delivered to NATS", st.Unsent)
 		}
 	}
-	if o.broker != nil {
-		o.broker.Shutdown()
-	}
 	o.close()
 	return err
 }
 
+// close stops the embedded broker and closes the events file; connect
+// calls it on failure, so that a publisher that could not start leaves
+// no broker listening behind it.
 func (o *eventOut) close() {
+	if o.broker != nil {
+		o.broker.Shutdown()
+		o.broker = nil
+	}
 	if o.file != nil {
 		o.file.Close()
 		o.file = nil
