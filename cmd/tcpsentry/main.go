@@ -49,8 +49,9 @@ commands:
   run -i IFACE  capture live traffic (repeat -i for more interfaces); events
                 as JSON lines on stdout until SIGINT/SIGTERM, then a summary
                 on stderr
-  replay FILE   run the pipeline over a pcap/pcapng recording; events as
-                JSON lines on stdout, a summary on stderr
+  replay FILE   run the pipeline over a pcap/pcapng recording ('-' for
+                standard input); events as JSON lines on stdout, a summary
+                on stderr
   events        print the events stored in NATS (filter with --type,
                 --sensor, --since; --follow to keep printing new ones)
   config check [FILE]
@@ -136,7 +137,7 @@ func newReplayFlags(stderr io.Writer) *replayFlags {
 	registerTuning(fs, &r.cfg)
 	configFlag(fs, &r.config, "")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tcpsentry replay [flags] FILE.pcap[ng]\n\nWith --config, replay takes the detector and flow-table settings of the\nfile (the detectors section, fold, the thresholds and timeouts); its\ncapture and event settings are checked but left to run.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: tcpsentry replay [flags] FILE.pcap[ng]   (FILE - : standard input)\n\nWith --config, replay takes the detector and flow-table settings of the\nfile (the detectors section, fold, the thresholds and timeouts); its\ncapture and event settings are checked but left to run.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	return r
@@ -171,12 +172,17 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	cfg.Version = versionString()
 	name := pos[0]
 
-	f, err := os.Open(name)
-	if err != nil {
+	// "-" is standard input, as in tcpdump -r -: a capture piped from
+	// another tool (tcpdump -w -, zcat, ssh).
+	f := os.Stdin
+	if name == "-" {
+		name = "standard input"
+	} else if f, err = os.Open(name); err != nil {
 		fmt.Fprintf(stderr, "tcpsentry: %s: %s\n", name, describeOpenError(err))
 		return 1
+	} else {
+		defer f.Close()
 	}
-	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
 		fmt.Fprintf(stderr, "tcpsentry: %s: is a directory, not a capture file\n", name)
 		return 1

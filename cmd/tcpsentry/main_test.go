@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -332,5 +333,50 @@ func TestUsage(t *testing.T) {
 	}
 	if code := run([]string{"replay", "--workers", "-1", "x"}, &out, &errb); code != 2 {
 		t.Fatalf("bad workers: exit %d", code)
+	}
+}
+
+// TestReplayStdin: "replay -" reads the capture from standard input, as
+// tcpdump -r - does, plain and gzipped, and gives the events and the
+// summary counts a replay of the file gives.
+func TestReplayStdin(t *testing.T) {
+	for _, file := range []string{"refused_rate.pcap", "clean_many.pcap.gz", "seed001.pcap"} {
+		t.Run(file, func(t *testing.T) {
+			path := filepath.Join("../../testdata", file)
+			var fout, ferr bytes.Buffer
+			if code := run([]string{"replay", "--workers", "2", path}, &fout, &ferr); code != 0 {
+				t.Fatalf("replay %s: exit %d: %s", path, code, ferr.String())
+			}
+			in, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			cmd := exec.Command(os.Args[0], "replay", "--workers", "2", "-")
+			cmd.Env = append(os.Environ(), asCommand+"=1")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("replay -: %v\n%s", err, stderr.String())
+			}
+			if got, want := eventID.ReplaceAllString(stdout.String(), `"id":"ID"`), eventID.ReplaceAllString(fout.String(), `"id":"ID"`); got != want {
+				t.Fatalf("events differ from the file's:\n%s\nwant:\n%s", got, want)
+			}
+			// The summary names the input and counts the same packets.
+			gotSum := strings.SplitN(stderr.String(), "\n", 3)
+			wantSum := strings.SplitN(ferr.String(), "\n", 3)
+			if len(gotSum) < 3 || gotSum[0] != "tcpsentry replay standard input" || !strings.HasPrefix(gotSum[1], strings.SplitN(wantSum[1], " in ", 2)[0]+" in ") {
+				t.Fatalf("summary:\n%s\nwant it like:\n%s", stderr.String(), ferr.String())
+			}
+		})
+	}
+	// Empty standard input is an empty file: one line, exit 1.
+	cmd := exec.Command(os.Args[0], "replay", "-")
+	cmd.Env = append(os.Environ(), asCommand+"=1")
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stderr = strings.NewReader(""), &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || stderr.String() != "tcpsentry: standard input: ring: not a pcap or pcapng file: the file is empty\n" {
+		t.Fatalf("empty stdin: exit %d (%v), stderr %q", code, err, stderr.String())
 	}
 }
