@@ -53,6 +53,12 @@ type Correlator struct {
 	// Suppressed counts the occurrences of disabled types (Config.Disabled)
 	// that were not emitted, folded repeats included.
 	Suppressed [NumTypes]uint64
+	// RateLimited counts the events not emitted because their type was
+	// over its rate limit (Config.EventRate): Counts + RateLimited is
+	// what Counts would be without a limit.
+	RateLimited [NumTypes]uint64
+	// limits are the types' token buckets.
+	limits [NumTypes]bucket
 	// Late counts items processed before their turn because the queue was
 	// full (order, and so worker independence, is lost for them).
 	Late uint64
@@ -114,6 +120,7 @@ func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
 	c.clocks = newAggTable[pairKey, tsClock](ClockTableSize, nil)
 	c.pairSeed = randomSeed()
 	c.folds = newAggTable[foldKey, fold](FoldTableSize, func(k *foldKey, f *fold) { c.closeFold(f) })
+	c.foldQ = make(minHeap[foldRef], 0, foldQMax+1)
 	return c
 }
 

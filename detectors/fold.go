@@ -71,6 +71,9 @@ func (c *Correlator) fold(e *Event) {
 		c.gen++
 		f.until, f.gen = e.At+c.foldWindow(e.Type), c.gen
 		c.foldQ.push(foldRef{until: f.until, gen: f.gen, key: k})
+		if len(c.foldQ) > foldQMax {
+			c.compactFoldQ()
+		}
 		c.out(e)
 		return
 	}
@@ -82,6 +85,27 @@ func (c *Correlator) fold(e *Event) {
 	f.end = max(f.end, e.End)
 	f.sev = max(f.sev, e.Severity)
 	c.Folded[e.Type]++
+}
+
+// foldQMax bounds the queue of fold window ends. A window that gives way
+// to another in the folds table (reported then) leaves its entry in the
+// queue until its end; a flood from many clients, a key per SYN, would
+// pile up a Fold's worth of them (6 million in a minute at 100,000 SYNs a
+// second). Past foldQMax the queue keeps only the live windows, at most
+// the table's size, so a compaction drops at least three quarters of it
+// and costs O(1) a window in all.
+const foldQMax = 4 * FoldTableSize
+
+// compactFoldQ drops the entries of windows that gave way, in place.
+func (c *Correlator) compactFoldQ() {
+	q := c.foldQ[:0]
+	for _, r := range c.foldQ {
+		if f := c.folds.lookup(r.key); f != nil && f.gen == r.gen {
+			q = append(q, r)
+		}
+	}
+	c.foldQ = q
+	c.foldQ.init()
 }
 
 // expireFolds closes the windows that ended by now.
@@ -118,6 +142,14 @@ func (c *Correlator) out(e *Event) {
 	if c.cfg.Disabled[e.Type] {
 		// The report of a window opened before a reload disabled the type.
 		c.Suppressed[e.Type] += uint64(e.Count)
+		return
+	}
+	// The limit's clock is the event's time, but not past the item being
+	// processed: a window that gives way early reports with its end, up
+	// to a Fold ahead, which would otherwise refill the bucket for time
+	// still to come.
+	if !c.limits[e.Type].take(min(e.At, c.clock), c.cfg.EventRate, c.cfg.EventBurst) {
+		c.RateLimited[e.Type]++
 		return
 	}
 	if s := c.cfg.Severity[e.Type]; s != 0 {

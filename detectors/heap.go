@@ -23,7 +23,22 @@ func (h *minHeap[T]) pop() T {
 	n := len(a) - 1
 	a[0] = a[n]
 	a = a[:n]
-	for i := 0; ; {
+	a.down(0)
+	*h = a
+	return top
+}
+
+// init orders a slice into a heap.
+func (h minHeap[T]) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+// down moves element i down to its place.
+func (h minHeap[T]) down(i int) {
+	a, n := h, len(h)
+	for {
 		l, m := 2*i+1, i
 		if l < n && a[l].less(&a[m]) {
 			m = l
@@ -37,8 +52,6 @@ func (h *minHeap[T]) pop() T {
 		a[i], a[m] = a[m], a[i]
 		i = m
 	}
-	*h = a
-	return top
 }
 
 // slab holds queued values by index, reusing released slots.

@@ -33,6 +33,17 @@ type Config struct {
 	// Handshake is how long a SYN may wait for an answer before the
 	// handler's HandshakeTimeout is called (default 3 s).
 	Handshake time.Duration
+	// MaxHalfOpen is the share of a full table that connections in the
+	// handshake (a SYN or SYN/ACK seen, no handshake completed) may hold
+	// (default Capacity/2, at most Capacity). When the table is full, a
+	// new connection takes the place of the connection idle longest; but
+	// while MaxHalfOpen or more of the connections are half-open, it
+	// takes the place of the half-open one idle longest instead. A SYN
+	// flood from random sources, each SYN a new connection, then churns
+	// through its own share of the table and leaves the established
+	// connections in place, however fast it comes. Below the share (any
+	// ordinary traffic) the table is plain least recently used.
+	MaxHalfOpen int
 }
 
 // MaxCapacity is the largest Config.Capacity: slot numbers take the low
@@ -132,8 +143,12 @@ type Table struct {
 	timeout [numClasses]int64
 	hshake  int64
 	lists   [numClasses]list
-	timers  list
-	stats   Stats
+	// inClass counts the connections in each idle list; maxHalfOpen is
+	// Config.MaxHalfOpen.
+	inClass     [numClasses]int
+	maxHalfOpen int
+	timers      list
+	stats       Stats
 	// recent remembers connections that ended and left the table, by key
 	// hash, so that a new SYN on their 4-tuple still learns of them
 	// (TIME_WAIT lasts 60 s, a closed connection stays 10 s): lossy, as
@@ -177,6 +192,10 @@ func New(cfg Config, h Handler) (*Table, error) {
 	t.timeout[classHalfOpen] = def(cfg.HalfOpen, DefaultHalfOpen)
 	t.timeout[classEstablished] = def(cfg.Established, DefaultEstablished)
 	t.timeout[classClosed] = def(cfg.Closed, DefaultClosed)
+	t.maxHalfOpen = min(cfg.MaxHalfOpen, cfg.Capacity)
+	if t.maxHalfOpen <= 0 {
+		t.maxHalfOpen = max(1, cfg.Capacity/2)
+	}
 	t.nextDue = 1<<63 - 1
 	r := 256
 	for r < cfg.Capacity/8 && r < 1<<20 {
@@ -455,8 +474,14 @@ func (t *Table) oldest() uint32 {
 	return best
 }
 
+// evictOldest makes room in a full table: the connection idle longest
+// leaves, or, while half-open connections hold their whole share
+// (Config.MaxHalfOpen), the half-open one idle longest.
 func (t *Table) evictOldest() {
 	s := t.oldest()
+	if t.inClass[classHalfOpen] >= t.maxHalfOpen {
+		s = t.lists[classHalfOpen].head
+	}
 	t.stats.EvictedFull++
 	t.leave(&t.conns[s-1], s, EvictFull)
 }
@@ -484,6 +509,7 @@ func (t *Table) leave(c *Conn, s uint32, why Evict) {
 func (t *Table) link(c *Conn, s uint32, cl uint8) {
 	c.class = cl
 	c.linkTS = t.now
+	t.inClass[cl]++
 	l := &t.lists[cl]
 	c.prev, c.next = l.tail, 0
 	if l.tail != 0 {
@@ -496,6 +522,7 @@ func (t *Table) link(c *Conn, s uint32, cl uint8) {
 }
 
 func (t *Table) unlink(c *Conn, s uint32) {
+	t.inClass[c.class]--
 	l := &t.lists[c.class]
 	if c.prev != 0 {
 		t.conns[c.prev-1].next = c.next

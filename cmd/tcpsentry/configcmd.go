@@ -71,8 +71,8 @@ func defaultHeader() string {
 		"Keys are the long flags of 'tcpsentry run' ('tcpsentry run -h'); a flag given on the command line " +
 		"overrides the file. Check a file with 'tcpsentry config check FILE'.\n" +
 		"tcpsentry run reads " + config.DefaultPath + " if it exists (--config names another). On SIGHUP it " +
-		"reads the file again: the detectors section and fold apply at once, other changes at the next restart.\n" +
-		"tcpsentry replay --config FILE takes the detectors section, fold and the flow-table timeouts."
+		"reads the file again: the detectors section, fold, event-rate and event-burst apply at once, other changes at the next restart.\n" +
+		"tcpsentry replay --config FILE takes the detectors section, fold, the event rate limit and the flow-table timeouts."
 }
 
 // checkConfig reads path and sets every value on run's flags.

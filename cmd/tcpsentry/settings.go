@@ -348,6 +348,8 @@ var tunings = []tuning{
 	{"rst-share", detectors.TypeRstStorm, true},
 	{"ts-fold", detectors.TypeTSRegression, true},
 	{"fold", detectors.TypeNone, true},
+	{"event-rate", detectors.TypeNone, true},
+	{"event-burst", detectors.TypeNone, true},
 	{"timeout-half-open", detectors.TypeNone, false},
 	{"timeout-established", detectors.TypeNone, false},
 	{"timeout-closed", detectors.TypeNone, false},
@@ -370,6 +372,8 @@ func registerTuning(fs *flag.FlagSet, cfg *sensor.Config) {
 	fs.Var(intFlag{&d.RSTShare, 1, 100}, "rst-share", "rst_storm: the least share, in `percent`, of the host:port's connection endings that RST endings must be")
 	fs.Var(durFlag{&d.TSFold, time.Second, 24 * time.Hour}, "ts-fold", "ts_regression: repeats for one source and destination within this `duration` are folded into one report")
 	fs.Var(durFlag{&d.Fold, time.Second, 24 * time.Hour}, "fold", "repeats of a per-connection event (same type, client address, server address and port) within this `duration` are folded into one report; aggregate events are folded per server the same way")
+	fs.Var(intFlag{&d.EventRate, 1, 10_000_000}, "event-rate", "at most `N` events of one type are written a second (capture time) once --event-burst is spent: a flood from many sources, each its own client so that nothing folds, is cut there and the events over it counted (rate-limited); each type has its own budget")
+	fs.Var(intFlag{&d.EventBurst, 1, 100_000_000}, "event-burst", "at most `N` events of one type are written at once, before --event-rate applies")
 	fs.Var(durFlag{&t.HalfOpen, time.Second, 24 * time.Hour}, "timeout-half-open", "a connection in its handshake leaves the flow table when idle for this `duration`")
 	fs.Var(durFlag{&t.Established, time.Second, 7 * 24 * time.Hour}, "timeout-established", "an established connection leaves the flow table when idle for this `duration`")
 	fs.Var(durFlag{&t.Closed, time.Second, 24 * time.Hour}, "timeout-closed", "a connection that saw a FIN or RST leaves the flow table when idle for this `duration`")
@@ -398,7 +402,7 @@ func layout() *config.Layout {
 			{Title: "Flow table", Flags: []string{"timeout-half-open", "timeout-established", "timeout-closed", "handshake-timeout"}},
 			{Title: "Events", Flags: []string{"nats", "nats-mode", "nats-wait", "nats-creds", "nats-nkey", "nats-user", "nats-password", "nats-token", "nats-tls-ca", "nats-tls-cert", "nats-tls-key",
 				"broker-listen", "data-dir", "events-file", "events-buffer", "events-max-age", "events-max-bytes"}},
-			{Title: "Folding (applied on SIGHUP)", Flags: []string{"fold"}},
+			{Title: "Folding and rate limit (applied on SIGHUP)", Flags: []string{"fold", "event-rate", "event-burst"}},
 		},
 	}
 	for t := detectors.TypeNone + 1; t < detectors.NumTypes; t++ {

@@ -56,6 +56,11 @@ func writeCounts(w io.Writer, s *sensor.Summary) {
 			parts = append(parts, fmt.Sprintf("%d %s not written (disabled)", n, t))
 		}
 	}
+	for t := detectors.Type(1); t < detectors.NumTypes; t++ {
+		if n := s.RateLimited[t]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s NOT WRITTEN (over the rate limit, --event-rate)", n, t))
+		}
+	}
 	if s.EventsLost > 0 {
 		parts = append(parts, fmt.Sprintf("%d LOST (event buffer full)", s.EventsLost))
 	}

@@ -85,6 +85,7 @@ var (
 	dEvicted      = desc("flows_evicted_total", "Connections that left the flow table: idle (timed out), full (oldest evicted to make room), reused (a new SYN took the 4-tuple), flush (end of capture).", "worker", "why")
 	dEvents       = desc("events_total", "Events written, by type (event.action).", "type")
 	dFolded       = desc("events_folded_total", "Repeats folded into events (tcpsentry.count), by type.", "type")
+	dLimited      = desc("events_rate_limited_total", "Events not written because their type was over its rate limit (--event-rate, --event-burst), by type.", "type")
 	dDropped      = desc("events_dropped_total", "Events lost: ring_full (a worker's event batches were all in use), buffer_full (the NATS buffer was full and dropped its oldest).", "why")
 	dLate         = desc("events_late_total", "Facts and events the correlator handled out of order because its queue was full.")
 	dConnected    = desc("nats_connected", "1 while connected to the NATS broker, 0 when not.")
@@ -100,7 +101,7 @@ type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRunning, dPackets, dBytes, dKPackets, dKDrops, dKFreezes, dKErrors,
-		dDecode, dOptMalformed, dActive, dCapacity, dCreated, dEvicted, dEvents, dFolded, dDropped, dLate,
+		dDecode, dOptMalformed, dActive, dCapacity, dCreated, dEvicted, dEvents, dFolded, dLimited, dDropped, dLate,
 		dConnected, dPublished, dPubErrors, dRejected, dResent, dPending} {
 		ch <- d
 	}
@@ -154,6 +155,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for t := detectors.Type(1); t < detectors.NumTypes; t++ {
 		counter(dEvents, s.Events[t], t.String())
 		counter(dFolded, s.Folded[t], t.String())
+		counter(dLimited, s.RateLimited[t], t.String())
 	}
 	counter(dLate, s.Late)
 	counter(dDropped, lost, "ring_full")

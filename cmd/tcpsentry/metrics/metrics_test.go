@@ -218,6 +218,7 @@ func checkSummary(t *testing.T, fams map[string]*dto.MetricFamily, sum *sensor.S
 	for ty := detectors.Type(1); ty < detectors.NumTypes; ty++ {
 		eq("events "+ty.String(), total(fams, "tcpsentry_events_total", "type="+ty.String()), sum.Events[ty])
 		eq("folded "+ty.String(), total(fams, "tcpsentry_events_folded_total", "type="+ty.String()), sum.Folded[ty])
+		eq("rate-limited "+ty.String(), total(fams, "tcpsentry_events_rate_limited_total", "type="+ty.String()), sum.RateLimited[ty])
 	}
 	eq("events", total(fams, "tcpsentry_events_total"), sum.EventsTotal())
 	eq("ring_full", total(fams, "tcpsentry_events_dropped_total", "why=ring_full"), sum.EventsLost)

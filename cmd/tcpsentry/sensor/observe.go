@@ -42,7 +42,10 @@ type Snapshot struct {
 	Kernel []ring.IfaceStats
 	Events [detectors.NumTypes]uint64 // events written, by type
 	Folded [detectors.NumTypes]uint64 // repeats folded into them
-	Late   uint64                     // see Summary.Late
+	// RateLimited is the events not written because their type was over
+	// its rate limit (detectors.Config.EventRate).
+	RateLimited [detectors.NumTypes]uint64
+	Late        uint64 // see Summary.Late
 }
 
 // WorkerSnapshot is one worker's counters.
@@ -179,14 +182,15 @@ func (l *workerLive) read() WorkerSnapshot {
 // publisherLive is the Correlator's counters, stored by the publisher
 // after each batch it takes.
 type publisherLive struct {
-	events, folded [detectors.NumTypes]atomic.Uint64
-	late           atomic.Uint64
+	events, folded, limited [detectors.NumTypes]atomic.Uint64
+	late                    atomic.Uint64
 }
 
 func (l *publisherLive) publish(c *detectors.Correlator) {
 	for t := range c.Counts {
 		set(&l.events[t], c.Counts[t])
 		set(&l.folded[t], c.Folded[t])
+		set(&l.limited[t], c.RateLimited[t])
 	}
 	set(&l.late, c.Late)
 }
@@ -195,6 +199,7 @@ func (l *publisherLive) read(s *Snapshot) {
 	for t := range s.Events {
 		s.Events[t] = l.events[t].Load()
 		s.Folded[t] = l.folded[t].Load()
+		s.RateLimited[t] = l.limited[t].Load()
 	}
 	s.Late = l.late.Load()
 }

@@ -116,6 +116,7 @@ type Summary struct {
 	Events       [detectors.NumTypes]uint64 // events written, by type
 	Folded       [detectors.NumTypes]uint64 // repeats folded into them (tcpsentry.count)
 	Suppressed   [detectors.NumTypes]uint64 // occurrences of disabled types, not written
+	RateLimited  [detectors.NumTypes]uint64 // events not written: over their type's rate limit
 	EventsLost   uint64
 	// Late is the facts and events the correlator handled before their
 	// turn because its queue was full: cross-connection findings about
@@ -263,6 +264,7 @@ func (p *pipeline) summary() Summary {
 	sum.Events = p.pub.cor.Counts
 	sum.Folded = p.pub.cor.Folded
 	sum.Suppressed = p.pub.cor.Suppressed
+	sum.RateLimited = p.pub.cor.RateLimited
 	sum.Late = p.pub.cor.Late
 	return sum
 }
