@@ -122,6 +122,9 @@ type IfaceStats struct {
 	// Errors counts socket errors reported by poll (e.g. the interface
 	// went down).
 	Errors uint64
+	// NetDown counts those of Errors that were ENETDOWN: the interface
+	// went down (one per socket each time).
+	NetDown uint64
 }
 
 // Add adds o to s.
@@ -133,4 +136,5 @@ func (s *IfaceStats) Add(o IfaceStats) {
 	s.Losing += o.Losing
 	s.CsumNotReady += o.CsumNotReady
 	s.Errors += o.Errors
+	s.NetDown += o.NetDown
 }

@@ -77,7 +77,7 @@ type sock struct {
 	vlan      bool // Ethernet framing: pass on the outer tag the kernel removed
 	outgoing  bool // drop PACKET_OUTGOING frames (loopback sees them twice)
 
-	frames, losing, csum, errs atomic.Uint64
+	frames, losing, csum, errs, netDown atomic.Uint64
 }
 
 // liveSource is one worker's share: a socket per interface, polled
@@ -540,9 +540,33 @@ func (l *Live) Stats() []IfaceStats {
 			out[i].Losing += k.losing.Load()
 			out[i].CsumNotReady += k.csum.Load()
 			out[i].Errors += k.errs.Load()
+			out[i].NetDown += k.netDown.Load()
 		}
 	}
 	return out
+}
+
+// LinkUp reports whether interface i (in the order of Interfaces) is
+// administratively up, as its first socket's network namespace sees it:
+// while it is down the kernel delivers nothing to the sockets, and once
+// it is up again it does, to the same sockets. known is false when the
+// flags could not be read (the interface is gone, or the capture is
+// closed).
+func (l *Live) LinkUp(i int) (up, known bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || i < 0 || i >= len(l.socks) || len(l.socks[i]) == 0 || l.socks[i][0].fd < 0 {
+		return false, false
+	}
+	ifr, err := unix.NewIfreq(l.ifaces[i].Name)
+	if err != nil {
+		return false, false
+	}
+	// A packet socket passes SIOCGIFFLAGS on to its namespace's devices.
+	if err := unix.IoctlIfreq(l.socks[i][0].fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return false, false
+	}
+	return ifr.Uint16()&unix.IFF_UP != 0, true
 }
 
 func (l *Live) readKernelStats() {
@@ -670,8 +694,11 @@ func (s *liveSource) NextBatch(b *Batch) error {
 				if s.pfds[i].Revents&unix.POLLERR != 0 {
 					// Reading the error clears it (ENETDOWN when the
 					// link went down); capture goes on when it is back.
-					_, _ = unix.GetsockoptInt(k.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+					e, _ := unix.GetsockoptInt(k.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 					k.errs.Add(1)
+					if unix.Errno(e) == unix.ENETDOWN {
+						k.netDown.Add(1)
+					}
 				}
 			}
 			continue

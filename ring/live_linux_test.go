@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -459,5 +460,58 @@ func TestLiveErrors(t *testing.T) {
 	w.Exec("ip", "link", "set", "inj0", "down")
 	if _, err := ring.OpenLive(ring.LiveConfig{Interfaces: []string{"inj0"}, Netns: w.Path}); err == nil || err.Error() != "inj0 is down (ip link set inj0 up)" {
 		t.Errorf("down interface: %v", err)
+	}
+}
+
+// TestLiveLinkUp checks that LinkUp reads the link's state in the
+// capture's namespace (the interface exists only there), follows ip link
+// set down and up, and knows nothing once the capture is closed; and that
+// the ENETDOWN the sockets get when the link goes down is counted, once
+// per socket, as an error and as NetDown.
+func TestLiveLinkUp(t *testing.T) {
+	w := netlab.NewWire(t)
+	l := openLive(t, ring.LiveConfig{Interfaces: []string{"cap0"}, Workers: 2, Netns: w.Path})
+	c, stop := collect(l)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+	state := func(want bool) {
+		t.Helper()
+		if up, known := l.LinkUp(0); !known || up != want {
+			t.Fatalf("LinkUp = %v, %v; want %v, true", up, known, want)
+		}
+	}
+	state(true)
+	set := func(s string) {
+		t.Helper()
+		if out, err := exec.Command("ip", "-n", w.NS, "link", "set", "cap0", s).CombinedOutput(); err != nil {
+			t.Fatalf("ip link set cap0 %s: %v: %s", s, err, out)
+		}
+	}
+	set("down")
+	state(false)
+	var st ring.IfaceStats
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if st = l.Stats()[0]; st.NetDown == 2 {
+			break
+		}
+	}
+	if st.Errors != 2 || st.NetDown != 2 {
+		t.Fatalf("after the link went down: %d errors, %d ENETDOWN; want 2 and 2 (one per socket)", st.Errors, st.NetDown)
+	}
+	set("up")
+	state(true)
+	stop() // and Close
+	stopped = true
+	if _, known := l.LinkUp(0); known {
+		t.Fatal("LinkUp knows a state after Close")
+	}
+	for i, err := range c.errs {
+		if err != nil {
+			t.Fatalf("source %d: %v", i, err)
+		}
 	}
 }

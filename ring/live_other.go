@@ -14,6 +14,9 @@ func (l *Live) Stats() []IfaceStats     { return nil }
 func (l *Live) Stop()                   {}
 func (l *Live) Close() error            { return nil }
 
+// LinkUp reports nothing: there is no live capture.
+func (l *Live) LinkUp(int) (up, known bool) { return false, false }
+
 // CPUs returns nil: pinning needs Linux.
 func CPUs() ([]int, error) { return nil, ErrUnsupported }
 

@@ -65,6 +65,9 @@ type eventOut struct {
 	pub    *natspub.Publisher
 	broker *broker.Broker
 	where  []any // the start line's attributes for NATS; nil without
+	// live is set for run: events the server refuses are counted and
+	// logged, as those dropped, but do not fail the run at its end.
+	live bool
 }
 
 // open opens the outputs. sensorName is the subject token; live says
@@ -74,6 +77,7 @@ func (e *eventFlags) open(sensorName string, live bool, stdout io.Writer, log *s
 	if err != nil {
 		return nil, err
 	}
+	out.live = live
 	if err := e.connect(out, sensorName, live, log); err != nil {
 		return nil, err
 	}
@@ -175,7 +179,7 @@ func (o *eventOut) finish(wait time.Duration, stderr io.Writer, quiet bool) erro
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		st := o.pub.Close(ctx)
 		cancel()
-		if !quiet || st.Dropped > 0 || st.Unsent > 0 {
+		if !quiet || st.Dropped > 0 || st.Rejected > 0 || st.Unsent > 0 {
 			line := fmt.Sprintf("  nats      %d published", st.Published)
 			if st.Resent > 0 {
 				line += fmt.Sprintf(", %d sent again after failures (duplicates dropped by the server)", st.Resent)
@@ -183,13 +187,21 @@ func (o *eventOut) finish(wait time.Duration, stderr io.Writer, quiet bool) erro
 			if st.Dropped > 0 {
 				line += fmt.Sprintf(", %d DROPPED (buffer full while the broker was slow or away)", st.Dropped)
 			}
+			if st.Rejected > 0 {
+				line += fmt.Sprintf(", %d REFUSED by the server (%s)", st.Rejected, st.Refusal)
+			}
 			if st.Unsent > 0 {
 				line += fmt.Sprintf(", %d NOT DELIVERED (the broker did not take them within %s)", st.Unsent, wait)
 			}
 			fmt.Fprintln(stderr, line)
 		}
-		if st.Unsent > 0 {
+		switch {
+		case st.Unsent > 0 && st.LastFailure != "":
+			err = fmt.Errorf("%d events were not delivered to NATS; the last failure: %s", st.Unsent, st.LastFailure)
+		case st.Unsent > 0:
 			err = fmt.Errorf("%d events were not delivered to NATS", st.Unsent)
+		case st.Rejected > 0 && !o.live:
+			err = fmt.Errorf("the NATS server refused %d events (%s)%s", st.Rejected, st.Refusal, refusalHint(st.Refusal))
 		}
 	}
 	o.close()
@@ -208,4 +220,12 @@ func (o *eventOut) close() {
 		o.file.Close()
 		o.file = nil
 	}
+}
+
+// refusalHint says what to do about a refusal the operator can fix.
+func refusalHint(reason string) string {
+	if strings.Contains(reason, "insufficient resources") {
+		return ": its JetStream store is full; free space in its store directory, or give the stream a size limit well below the free space (--events-max-bytes, when tcpsentry creates it) so that the oldest events make room"
+	}
+	return ""
 }

@@ -413,6 +413,9 @@ func writeLiveSummary(w io.Writer, s *sensor.Summary) {
 		}
 		if k.Errors > 0 {
 			line += fmt.Sprintf("; %d socket errors", k.Errors)
+			if k.NetDown > 0 {
+				line += fmt.Sprintf(" (%d ENETDOWN: the link went down, one per socket each time)", k.NetDown)
+			}
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -270,8 +270,10 @@ func (p *pipeline) summary() Summary {
 }
 
 // Replay runs the pipeline over a pcap or pcapng stream and writes events
-// as JSON lines to out. Cancelling ctx stops reading; the flows read so
-// far are still ended and their events written. A truncated last record
+// as JSON lines to out. Cancelling ctx stops reading; the flows of the
+// frames processed so far are still ended, at the capture time each
+// worker reached, and their events written; the Summary counts those
+// frames (frames read ahead are not processed). A truncated last record
 // is not an error (Summary.Truncated says so).
 func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summary, error) {
 	cfg.defaults()
@@ -284,7 +286,16 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 		return Summary{}, err
 	}
 	srcs := rp.Sources()
-	p, err := newPipeline(cfg, srcs, out, func() int64 { return rp.Stats().LastTS }, replayReorder, replayBatch)
+	// Cut short (ctx), the reader has read frames that no worker will
+	// take: the end of the input is then where each worker got to, so
+	// that no timer fires on the time of a packet nobody saw.
+	endClock := func() int64 {
+		if ctx.Err() != nil {
+			return 0
+		}
+		return rp.Stats().LastTS
+	}
+	p, err := newPipeline(cfg, srcs, out, endClock, replayReorder, replayBatch)
 	if err != nil {
 		rp.Close()
 		return Summary{}, err
@@ -300,6 +311,13 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 	st := rp.Stats()
 	sum.Truncated = st.Truncated
 	sum.FirstTS, sum.LastTS = st.FirstTS, st.LastTS
+	if ctx.Err() != nil {
+		// The summary covers the frames processed, not those read ahead.
+		sum.LastTS = 0
+		for _, w := range p.workers {
+			sum.LastTS = max(sum.LastTS, w.stats.LastTS)
+		}
+	}
 	if err != nil {
 		return sum, err
 	}
@@ -373,6 +391,7 @@ func watchDrops(live *ring.Live, log *slog.Logger, done <-chan struct{}, obs *Ob
 	}
 	drops := make([]episode, len(ifs))
 	errs := make([]episode, len(ifs))
+	links := make([]linkState, len(ifs))
 	for {
 		var now time.Time
 		select {
@@ -398,8 +417,13 @@ func watchDrops(live *ring.Live, log *slog.Logger, done <-chan struct{}, obs *Ob
 			case episodeEnded:
 				log.Warn("kernel drops stopped", "interface", name, "dropped", e.n, "packets", e.pk, "lasted_s", e.lasted().Seconds())
 			}
+			nerr := cur[i].Errors - prev[i].Errors
+			if up, known := live.LinkUp(i); known {
+				// The link's lines tell of its ENETDOWN errors.
+				nerr -= links[i].update(log, name, now, up, cur[i].NetDown-prev[i].NetDown)
+			}
 			e = &errs[i]
-			switch e.update(now, cur[i].Errors-prev[i].Errors, pk) {
+			switch e.update(now, nerr, pk) {
 			case episodeStarted:
 				log.Warn("capture socket errors (link down?)", "interface", name, "errors", e.n)
 			case episodeGoesOn:
@@ -411,6 +435,32 @@ func watchDrops(live *ring.Live, log *slog.Logger, done <-chan struct{}, obs *Ob
 		}
 		prev = cur
 	}
+}
+
+// linkState follows whether an interface is up, so that the log says
+// when capture on it stops and when it resumes. The kernel keeps the
+// capture sockets while the link is down (each gets one ENETDOWN error
+// when it goes down) and feeds them again once it is up.
+type linkState struct {
+	down  bool
+	since time.Time
+}
+
+// update takes the link's state read at now and the ENETDOWN errors of
+// the last second, logs a change, and returns the errors it told of.
+func (s *linkState) update(log *slog.Logger, name string, now time.Time, up bool, downs uint64) uint64 {
+	switch {
+	case !up && !s.down:
+		s.down, s.since = true, now
+		log.Warn("interface DOWN: nothing is captured on it until it is up again", "interface", name)
+	case up && s.down:
+		s.down = false
+		log.Info("interface up again: capture resumed", "interface", name, "down_s", now.Sub(s.since).Round(time.Second).Seconds())
+	case up && downs > 0:
+		// Down and up again between two looks: only the errors tell.
+		log.Warn("interface went down and came back up within a second: capture resumed; what it carried meanwhile was not captured", "interface", name)
+	}
+	return downs
 }
 
 // An episode is a run of seconds in which something bad (drops, socket

@@ -17,6 +17,8 @@ type WorkerStats struct {
 	Bytes        uint64 // on the wire
 	Drops        [decode.NumReasons]uint64
 	OptMalformed uint64 // segments with a malformed TCP option (still tracked)
+	// LastTS is the capture time of the last frame processed (0: none).
+	LastTS int64
 }
 
 // Worker is one hot loop: it owns its source, flow table, detectors and
@@ -41,7 +43,8 @@ type Worker struct {
 	// reorder is how far before the clock a packet's timestamp may be.
 	reorder int64
 	// endClock returns the capture time the whole input reached, read
-	// once the source ended, so every worker ends at the same time.
+	// once the source ended, so every worker ends at the same time; 0
+	// when the input was cut short (each worker ends at its own clock).
 	endClock func() int64
 	// reload and tuned: the settings source and the ones in force.
 	reload *Reload
@@ -107,6 +110,9 @@ func (w *Worker) Process(b *ring.Batch) {
 		}
 	} else {
 		w.pipeline(b)
+	}
+	if b.N > 0 {
+		w.stats.LastTS = b.TS[b.N-1]
 	}
 	if b.Clock > 0 {
 		w.flows.Advance(b.Clock)

@@ -89,6 +89,12 @@ type Stats struct {
 	Resent    uint64 // publishes repeated after a failure or a reconnect
 	Failures  uint64 // failed publishes and acknowledgements
 	Pending   int    // held now (waiting or unacknowledged)
+	// Refusal is the server's reason for the last event it refused
+	// (Rejected), "" when none was.
+	Refusal string
+	// LastFailure says why the last publish or acknowledgement failed
+	// (Failures), "" when none did.
+	LastFailure string
 }
 
 // entry is one event held for the broker. The slices are reused from
@@ -629,16 +635,19 @@ func (p *Publisher) idle() {
 	}
 }
 
-// reject drops the window's first event, which the server refused, and
-// sends the rest of the window again.
+// reject drops the window's first event, which the server refused. The
+// events after it keep their publishes: the server answers each on its
+// own, and sending them again would cost a window of publishes per
+// refusal (a full store refuses every event).
 func (p *Publisher) reject(err error) {
 	p.futs[p.wfirst] = nil
 	p.wfirst = (p.wfirst + 1) % len(p.win)
 	p.wn--
-	p.wsent = 0
+	p.wsent--
 	p.mu.Lock()
 	p.inflight--
 	p.stats.Rejected++
+	p.stats.Refusal = refusal(err)
 	first := p.stats.Rejected == 1
 	p.room.Signal()
 	p.mu.Unlock()
@@ -649,12 +658,18 @@ func (p *Publisher) reject(err error) {
 
 // fail counts a failure and logs it when it differs from the last one.
 func (p *Publisher) fail(err error, last string) string {
+	msg := err.Error()
 	p.mu.Lock()
 	p.stats.Failures++
+	p.stats.LastFailure = msg
+	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+		// A server that cannot write its store (the file system is full)
+		// stops answering publishes; nothing else tells the client why.
+		p.stats.LastFailure = "the server stopped acknowledging events (" + msg + "); a JetStream server does so when the file system of its store is full: see its log"
+	}
 	p.healthy = false
 	p.room.Broadcast()
 	p.mu.Unlock()
-	msg := err.Error()
 	if msg != last && !errors.Is(err, nats.ErrDisconnected) && !errors.Is(err, nats.ErrConnectionReconnecting) &&
 		!errors.Is(err, nats.ErrReconnectBufExceeded) && !errors.Is(err, nats.ErrConnectionClosed) {
 		// (Those come with a disconnect, which is logged once.)
@@ -674,4 +689,13 @@ func (p *Publisher) sleep(d time.Duration) time.Duration {
 	case <-p.quit:
 	}
 	return d
+}
+
+// refusal is the server's description in a JetStream API error.
+func refusal(err error) string {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.Description != "" {
+		return api.Description
+	}
+	return err.Error()
 }

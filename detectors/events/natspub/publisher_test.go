@@ -94,3 +94,42 @@ func TestPublishJetStream(t *testing.T) {
 	}
 	t.Logf("%+v", st)
 }
+
+// TestPublishRefused: a stream that refuses events (here: full, with
+// DiscardNew; a store out of space refuses them the same way) has each
+// refusal counted once with the server's reason, and the publishes after
+// a refused one are not sent again: a refusal per event must not cost a
+// window of publishes each (it once cost 1.5 million resends and a
+// 30-second stall for 8,600 refusals).
+func TestPublishRefused(t *testing.T) {
+	b := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	nc, err := natspub.Connect(natspub.Options{URLs: b.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const room, n = 100, 5000
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: natspub.StreamName, Subjects: []string{natspub.StreamSubject},
+		MaxMsgs: room, Discard: jetstream.DiscardNew}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := natspub.New(nc, natspub.Config{Sensor: "s1", Buffer: 1000, Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := range n {
+		p.Publish("connection_refused", fmt.Appendf(nil, "s1-%06d", i), []byte(`{"x":1}`))
+	}
+	st := p.Close(ctx)
+	t.Logf("%+v in %v", st, time.Since(start))
+	if st.Published != room || st.Rejected != n-room || st.Dropped != 0 || st.Unsent != 0 || st.Resent != 0 {
+		t.Fatalf("stats %+v; want %d published, %d refused, none sent again", st, room, n-room)
+	}
+	if st.Refusal != "maximum messages exceeded" {
+		t.Errorf("refusal %q", st.Refusal)
+	}
+}
