@@ -384,6 +384,12 @@ type walkResult struct {
 // position base), whole, after checking its length. A section header
 // sets the byte order of what follows, as it does for pcapgo.
 func (c *capReader) block(base int64, o int) (b []byte, typ uint32, state walkState, err error) {
+	if o+12 > readWindow {
+		// The blocks checked so far fill the window: the header of
+		// this one lies beyond it (Peek would fail with
+		// bufio.ErrBufferFull), so it cannot be checked ahead either.
+		return nil, 0, walkBlind, nil
+	}
 	head, perr := c.br.Peek(o + 12)
 	if len(head) < o+8 {
 		if perr == nil || isEOF(perr) {
