@@ -655,6 +655,23 @@ func connSeeds() []connSeed {
 		{name: "refused-rate", mode: 5 << 2, cISN: 11, pkts: refusedRate},
 		{name: "midstream-reordered", cISN: 12, sISN: 13, pkts: []connPkt{data(true, 1, 1, 10),
 			at(data(false, 1, 11, 10), 7, 3), data(true, 11, 11, 10)}},
+		// Hostile segments (issue 8): only the checks apply.
+		{name: "syn-rst-fin-together", cISN: 14, sISN: 15, pkts: with([]connPkt{
+			{flags: fS | fR | fF, synOpt: true, window: 64240, unit: unitMs10},
+			{server: true, flags: fS | fA | fR | fF, ack: 1, unit: unitUs100, dt: 2},
+			{flags: 0xff, seq: 1, ack: 1, payload: 10, unit: unitUs100, dt: 2}}, handshake, []connPkt{
+			{flags: fR | fF | fA, seq: 1, ack: 1, unit: unitMs10, dt: 1}})},
+		{name: "absurd-and-overlapping-seq", cISN: 0x7fffffff, sISN: 0xffffffff, pkts: with(handshake, []connPkt{
+			data(false, 1, 1, 1000), data(false, 501, 1, 1000), data(false, 1, 1, 1500), // overlapping resends
+			{flags: fP | fA, seq: 7, seqFar: true, ack: -3, ackFar: true, payload: 100, unit: unitMs10, dt: 1},
+			{server: true, flags: fA, seq: -30000, seqFar: true, ack: 30000, ackFar: true, unit: unitMs10, dt: 1},
+			data(true, 1, -20000, 65535), data(false, 1501, 1, 0)})},
+		{name: "zero-and-huge-windows", cISN: 16, sISN: 17, pkts: with(handshake, []connPkt{
+			{flags: fA, seq: 1, ack: 1, window: 0, unit: unitMs10, dt: 1},
+			{server: true, flags: fP | fA, seq: 1, ack: 1, payload: 1, window: 0, unit: unitS, dt: 3}, // zero-window probe
+			{flags: fA, seq: 1, ack: 2, window: 65535, unit: unitMs10, dt: 1},
+			{server: true, flags: fP | fA, seq: 2, ack: 1, payload: 65535, window: 65535, unit: unitMs10, dt: 1},
+			finC, finS, lastAck})},
 	}
 }
 
