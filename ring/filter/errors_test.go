@@ -86,3 +86,22 @@ func TestEmptyExpression(t *testing.T) {
 		t.Errorf("New(nil) must match everything (err %v)", err)
 	}
 }
+
+// TestCompileLongRuns: long runs of the characters addresses are made of
+// are lexed in time linear in their length. FuzzCompile found a filter of
+// 2,814 colons that took two minutes to be refused: every position of the
+// run tried every longer prefix as an IPv6 address. Here each run is
+// 20,000 characters, which the old lexer would have taken about an hour
+// over (the test then fails by its timeout), and each must still give
+// one line of error.
+func TestCompileLongRuns(t *testing.T) {
+	for _, base := range []string{":", "a:", "ab:", "1", "1.", "a-", "0x", "f"} {
+		expr := strings.Repeat(base, 20000/len(base))
+		for _, e := range []string{expr, "d" + expr + "st((((((((", "host " + expr} {
+			_, err := Compile(e, 1, Options{})
+			if err == nil || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%q x %d: error %v; want one line", base, 20000/len(base), err)
+			}
+		}
+	}
+}
