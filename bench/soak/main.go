@@ -138,8 +138,11 @@ type soak struct {
 	ends    []loopEnd
 	loops   int
 	packets uint64
-	// fed counts the frames handed to the continuous pipeline.
-	fed atomic.Uint64
+	// fed counts the frames handed to the continuous pipeline; fedAll is
+	// set when the feeding stops, after which the pipeline winds down
+	// and is no longer sampled.
+	fed    atomic.Uint64
+	fedAll atomic.Bool
 	// firstLoop is when the first pass ended (0: not yet).
 	firstLoop time.Duration
 	start     time.Time
@@ -277,6 +280,7 @@ func (s *soak) stream(ctx context.Context, path string) error {
 	go func() {
 		bw := bufio.NewWriterSize(pw, 1<<20)
 		err := s.feed(ctx, path, bw)
+		s.fedAll.Store(true)
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -394,7 +398,9 @@ func (s *soak) sampleEvery(w io.Writer, done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
-			s.take(w)
+			if !s.fedAll.Load() {
+				s.take(w)
+			}
 		}
 	}
 }
