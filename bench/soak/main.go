@@ -210,19 +210,7 @@ func mainErr(ctx context.Context, args []string, stdout io.Writer) (bool, error)
 func generate(path string, n int) (workload.Stats, error) {
 	o := workload.DefaultOptions()
 	o.Connections, o.Concurrent = n, max(1, n/10)
-	f, err := os.Create(path)
-	if err != nil {
-		return workload.Stats{}, err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	st, err := workload.Write(w, o)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return st, err
+	return workload.WriteFile(path, o)
 }
 
 // loop replays the file until the duration is over or ctx ends.

@@ -383,19 +383,7 @@ func (s *suite) flat(ctx context.Context) error {
 
 // generate writes a capture and returns what it holds.
 func generate(name string, o workload.Options) (workload.Stats, error) {
-	fh, err := os.Create(name)
-	if err != nil {
-		return workload.Stats{}, err
-	}
-	bw := bufio.NewWriterSize(fh, 1<<20)
-	st, err := workload.Write(bw, o)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	return st, err
+	return workload.WriteFile(name, o)
 }
 
 // pprofTop is `go tool pprof -top` of a profile, every function.

@@ -92,18 +92,7 @@ func workloadCapture(t *testing.T, dir string, conns int) (string, int) {
 	o := workload.DefaultOptions()
 	o.Connections, o.Concurrent, o.MaxResponse = conns, conns/10, 20_000
 	path := filepath.Join(dir, fmt.Sprintf("workload-%d.pcap", conns))
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	st, err := workload.Write(w, o)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	st, err := workload.WriteFile(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
