@@ -165,21 +165,29 @@ func TestReplayDemoSummary(t *testing.T) {
 	}
 }
 
-// TestReplayBadFiles: every bad input gets one clear line naming the
-// file and the problem, and exit 1; a truncated last record is a warning.
-func TestReplayBadFiles(t *testing.T) {
-	dir := t.TempDir()
+// demoFiles is a temporary directory, testdata/demo.pcap's bytes to make
+// bad files from, and write, which puts one in the directory.
+func demoFiles(t *testing.T) (dir string, demo []byte, write func(name string, b []byte) string) {
+	t.Helper()
+	dir = t.TempDir()
 	demo, err := os.ReadFile("../../testdata/demo.pcap")
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(name string, b []byte) string {
+	write = func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
+	return dir, demo, write
+}
+
+// TestReplayBadFiles: every bad input gets one clear line naming the
+// file and the problem, and exit 1; a truncated last record is a warning.
+func TestReplayBadFiles(t *testing.T) {
+	dir, demo, write := demoFiles(t)
 	// A record header in the middle claiming 1 GiB: corrupt.
 	corrupt := bytes.Clone(demo)
 	rec2 := 24 + 16 + int(le32(corrupt[24+8:])) // second record header
@@ -244,18 +252,7 @@ func TestReplayBadFiles(t *testing.T) {
 // replay at that record with one line naming it, after the events of
 // the records before it.
 func TestReplayHostileFiles(t *testing.T) {
-	dir := t.TempDir()
-	demo, err := os.ReadFile("../../testdata/demo.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	_, demo, write := demoFiles(t)
 	absurd := bytes.Clone(demo)
 	binary.LittleEndian.PutUint32(absurd[16:], 0xffffffff) // snap length
 	rec2 := 24 + 16 + int(le32(absurd[24+8:]))
