@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,10 +54,12 @@ const (
 
 // Replay cases, in report order.
 const (
-	replayClean     = iota // traffic without refusals: no events
-	replayDiscard          // refusals, events encoded and thrown away
-	replayJetStream        // refusals, events to JetStream
-	replayCore             // refusals, events to core NATS
+	replayClean        = iota // traffic without refusals: no events
+	replayDiscard             // refusals, events encoded and thrown away
+	replayJetStream           // refusals, events to JetStream in this process (as tcpsentry run's embedded broker)
+	replayJetStreamTCP        // refusals, events to JetStream over TCP on loopback
+	replayCore                // refusals, events to core NATS in this process
+	replayCoreTCP             // refusals, events to core NATS over TCP on loopback
 	numReplay
 )
 
@@ -77,6 +80,7 @@ type load struct {
 	Share           float64
 	Packets, Events int
 	Replay          [numReplay][]float64 // packets/s per run (not replayClean)
+	CPU             [numReplay][]float64 // the process's CPU time per packet, ns, per run
 }
 
 func run(ctx context.Context, cfg config) (*results, error) {
@@ -114,7 +118,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		res.Loads = append(res.Loads, load{Share: share, Packets: st.Packets, Events: st.Refused})
 	}
 	for r := range cfg.Repeat {
-		pps, err := res.replay(ctx, replayClean, cleanData, cst.Packets, 0)
+		pps, _, err := res.replay(ctx, replayClean, cleanData, cst.Packets, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -123,12 +127,13 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		for i := range res.Loads {
 			l := &res.Loads[i]
 			for k := replayDiscard; k < numReplay; k++ {
-				pps, err := res.replay(ctx, k, datas[i], l.Packets, l.Events)
+				pps, cpu, err := res.replay(ctx, k, datas[i], l.Packets, l.Events)
 				if err != nil {
 					return nil, err
 				}
 				l.Replay[k] = append(l.Replay[k], pps)
-				res.progress("run %d/%d  replay %-30s %4.0f%% %9.0f packets/s", r+1, cfg.Repeat, replayNames[k], 100*l.Share, pps)
+				l.CPU[k] = append(l.CPU[k], cpu)
+				res.progress("run %d/%d  replay %-46s %4.0f%% %9.0f packets/s %6.1f ns CPU/packet", r+1, cfg.Repeat, replayNames[k], 100*l.Share, pps, cpu)
 			}
 		}
 	}
@@ -138,19 +143,17 @@ func run(ctx context.Context, cfg config) (*results, error) {
 // replay runs replayRun labelled for -cpuprofile (pprof -tagfocus
 // case=...): the goroutines started within, the broker's included,
 // inherit the label.
-func (res *results) replay(ctx context.Context, k int, data []byte, packets, events int) (float64, error) {
+func (res *results) replay(ctx context.Context, k int, data []byte, packets, events int) (pps, cpu float64, err error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var pps float64
-	var err error
 	pprof.Do(ctx, pprof.Labels("case", replayKeys[k]), func(ctx context.Context) {
-		pps, err = replayRun(ctx, k, data, res.Config.Workers, packets, events)
+		pps, cpu, err = replayRun(ctx, k, data, res.Config.Workers, packets, events)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", replayNames[k], err)
+		return 0, 0, fmt.Errorf("replay %s: %w", replayNames[k], err)
 	}
-	return pps, nil
+	return pps, cpu, nil
 }
 
 func (res *results) progress(format string, args ...any) {
@@ -167,13 +170,15 @@ var publishNames = [numPublish]string{
 }
 
 // replayKeys label the cases in profiles.
-var replayKeys = [numReplay]string{replayClean: "clean", replayDiscard: "discard", replayJetStream: "jetstream", replayCore: "core"}
+var replayKeys = [numReplay]string{replayClean: "clean", replayDiscard: "discard", replayJetStream: "jetstream", replayJetStreamTCP: "jetstream-tcp", replayCore: "core", replayCoreTCP: "core-tcp"}
 
 var replayNames = [numReplay]string{
-	replayClean:     "clean traffic (no events)",
-	replayDiscard:   "refusals, events discarded",
-	replayJetStream: "refusals, events to JetStream",
-	replayCore:      "refusals, events to core NATS",
+	replayClean:        "clean traffic (no events)",
+	replayDiscard:      "refusals, events discarded",
+	replayJetStream:    "refusals, events to JetStream",
+	replayJetStreamTCP: "refusals, events to JetStream over TCP",
+	replayCore:         "refusals, events to core NATS",
+	replayCoreTCP:      "refusals, events to core NATS over TCP",
 }
 
 // records returns n events of about 600 bytes with unique ids.
@@ -189,17 +194,17 @@ func records(n int) (ids []string, bodies [][]byte) {
 
 // newBroker starts a broker on a free loopback port in a fresh directory;
 // stop shuts it down and removes the directory.
-func newBroker() (url string, stop func(), err error) {
+func newBroker() (b *broker.Broker, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "tcpsentry-bench-events-")
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", DataDir: dir})
+	b, err = broker.Start(broker.Config{Listen: "127.0.0.1:0", DataDir: dir})
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return nil, nil, err
 	}
-	return b.ClientURL(), func() { b.Shutdown(); os.RemoveAll(dir) }, nil
+	return b, func() { b.Shutdown(); os.RemoveAll(dir) }, nil
 }
 
 const subject = natspub.SubjectPrefix + "bench.connection_refused"
@@ -208,11 +213,12 @@ const subject = natspub.SubjectPrefix + "bench.connection_refused"
 // msgs/s from the first publish until the last is acknowledged
 // (JetStream) or flushed (core). It checks that all of them arrived.
 func publishRun(k int, ids []string, bodies [][]byte) (float64, error) {
-	url, stop, err := newBroker()
+	b, stop, err := newBroker()
 	if err != nil {
 		return 0, err
 	}
 	defer stop()
+	url := b.ClientURL()
 	n := len(ids)
 	var took time.Duration
 	runtime.GC() // not the garbage of the run before
@@ -313,31 +319,36 @@ func capture(o traffic.Options) ([]byte, traffic.Stats, error) {
 
 // replayRun replays data through the whole pipeline with its events going
 // where case k says, and returns packets/s until every event was written
-// (and, to NATS, acknowledged or flushed). It checks the packet and event
-// counts.
-func replayRun(ctx context.Context, k int, data []byte, workers, packets, events int) (float64, error) {
+// (and, to NATS, acknowledged or flushed) and the process's CPU time per
+// packet over the same span. It checks the packet and event counts.
+func replayRun(ctx context.Context, k int, data []byte, workers, packets, events int) (pps, cpu float64, err error) {
 	cfg := sensor.Config{Workers: workers, Flows: 100_000, Name: "bench"}
 	out := io.Discard
 	var pub *natspub.Publisher
 	var url string
-	if k == replayJetStream || k == replayCore {
-		u, stop, err := newBroker()
+	if k >= replayJetStream {
+		b, stop, err := newBroker()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer stop()
-		url = u
+		url = b.ClientURL()
+		o := natspub.Options{URLs: url}
+		if k == replayJetStream || k == replayCore {
+			o.InProcess = b // as tcpsentry run with its embedded broker
+		}
 		mode := natspub.JetStream
-		if k == replayCore {
+		if k == replayCore || k == replayCoreTCP {
 			mode = natspub.Core
 		}
 		// As tcpsentry replay --nats: a recording waits for room.
-		if pub, err = natspub.Open(natspub.Options{URLs: url}, natspub.Config{Sensor: "bench", Mode: mode, Wait: true}); err != nil {
-			return 0, err
+		if pub, err = natspub.Open(o, natspub.Config{Sensor: "bench", Mode: mode, Wait: true}); err != nil {
+			return 0, 0, err
 		}
 		cfg.Sink, out = pub, nil
 	}
 	runtime.GC() // not the garbage of the run before
+	cpu0 := cpuTime()
 	start := time.Now()
 	sum, err := sensor.Replay(ctx, bytes.NewReader(data), cfg, out)
 	if pub != nil {
@@ -348,17 +359,27 @@ func replayRun(ctx context.Context, k int, data []byte, workers, packets, events
 			err = fmt.Errorf("published %d of %d events (%+v)", st.Published, events, st)
 		}
 	}
-	took := time.Since(start)
+	took, used := time.Since(start), cpuTime()-cpu0
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if sum.Packets != uint64(packets) || sum.EventsTotal() != uint64(events) {
-		return 0, fmt.Errorf("%d packets and %d events, want %d and %d", sum.Packets, sum.EventsTotal(), packets, events)
+		return 0, 0, fmt.Errorf("%d packets and %d events, want %d and %d", sum.Packets, sum.EventsTotal(), packets, events)
 	}
-	if k == replayJetStream {
+	if k == replayJetStream || k == replayJetStreamTCP {
 		if err := checkStored(url, events); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return float64(packets) / took.Seconds(), nil
+	return float64(packets) / took.Seconds(), float64(used.Nanoseconds()) / float64(packets), nil
+}
+
+// cpuTime is the CPU time (user and system) this process has used, the
+// broker's goroutines included.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

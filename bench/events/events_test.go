@@ -60,12 +60,12 @@ func TestRefusedTraffic(t *testing.T) {
 	if sa.Refused != 0 || sb.Refused < 900 || sb.Refused > 1100 || sb.Packets >= sa.Packets {
 		t.Fatalf("without refusals %+v, with half refused %+v", sa, sb)
 	}
-	for _, k := range []int{replayDiscard, replayJetStream} {
-		if _, err := replayRun(context.Background(), k, b.Bytes(), 1, sb.Packets, sb.Refused); err != nil {
+	for _, k := range []int{replayDiscard, replayJetStream, replayJetStreamTCP} {
+		if _, _, err := replayRun(context.Background(), k, b.Bytes(), 1, sb.Packets, sb.Refused); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := replayRun(context.Background(), replayDiscard, a.Bytes(), 1, sa.Packets, 0); err != nil {
+	if _, _, err := replayRun(context.Background(), replayDiscard, a.Bytes(), 1, sa.Packets, 0); err != nil {
 		t.Fatal(err)
 	}
 }

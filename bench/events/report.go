@@ -23,7 +23,7 @@ func (res *results) report(w io.Writer) {
 	cfg, h := res.Config, res.Host
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("# Event path benchmark, %s\n\n", res.Date.Format("2006-01-02"))
-	p("Machine: %s, %d CPUs, Linux %s, %s. Broker: nats-server embedded in the benchmark process (JetStream, file storage, fresh directory per run), reached over TCP on loopback.\n\n", h.CPU, h.Cores, h.Kernel, h.Go)
+	p("Machine: %s, %d CPUs, Linux %s, %s. Broker: nats-server embedded in the benchmark process (JetStream, file storage, fresh directory per run); the publish runs reach it over TCP on loopback.\n\n", h.CPU, h.Cores, h.Kernel, h.Go)
 	p("Reproduce: `go run ./bench/events -n %d -repeat %d -connections %d -refused %s -out bench/results` (median of %d runs; min–max beside it).\n\n",
 		cfg.Messages, cfg.Repeat, cfg.Traffic.Connections, shares(cfg.Refused), cfg.Repeat)
 
@@ -42,15 +42,19 @@ func (res *results) report(w io.Writer) {
 	}
 
 	p("\n## Replay with and without a heavy event load\n\n")
-	p("Traffic from bench/traffic, read from memory: %d connections (%d open at once, 10%% IPv6, 10%% VLAN-tagged), each a handshake, a request, a response of 200 B to 20 kB and a FIN close; %d packets and no events. In the loads below a share of the connections is refused instead, each on a port of its own: one connection_refused event each. %d worker; packets/s until every event was written (to NATS: acknowledged or flushed), with exact packet and event counts checked (and, for JetStream, the events stored).\n\n",
+	p("Traffic from bench/traffic, read from memory: %d connections (%d open at once, 10%% IPv6, 10%% VLAN-tagged), each a handshake, a request, a response of 200 B to 20 kB and a FIN close; %d packets and no events. In the loads below a share of the connections is refused instead, each on a port of its own: one connection_refused event each. %d worker; packets/s until every event was written (to NATS: acknowledged or flushed), with exact packet and event counts checked (and, for JetStream, the events stored). NATS rows without \"over TCP\" reach the broker in this process without a socket, as `tcpsentry run` reaches its embedded broker; the \"over TCP\" rows reach the same broker over loopback, as `tcpsentry replay --nats` reaches a broker on the same machine. CPU is the whole process's (broker included) per packet; the last column is the CPU each event costs beyond the events-discarded run.\n\n",
 		cfg.Traffic.Connections, cfg.Traffic.Concurrent, res.CleanPackets, cfg.Workers)
-	p("| traffic | events | replay | packets/s | min – max | events/s | vs events discarded |\n|---|---:|---|---:|---:|---:|---:|\n")
-	p("| no refusals | 0 | %s | %s | %s | 0 | — |\n", replayNames[replayClean], report.Rate(report.Median(res.Clean)), spread(res.Clean))
+	p("| traffic | events | replay | packets/s | min – max | events/s | vs events discarded | CPU ns/packet | CPU µs/event beyond discarded |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	p("| no refusals | 0 | %s | %s | %s | 0 | — | | |\n", replayNames[replayClean], report.Rate(report.Median(res.Clean)), spread(res.Clean))
 	for _, l := range res.Loads {
 		for k := replayDiscard; k < numReplay; k++ {
-			pps := report.Median(l.Replay[k])
-			p("| %g%% refused, %d packets | %d (1 per %d packets) | %s | %s | %s | %s | %.2f× |\n", 100*l.Share, l.Packets, l.Events, l.Packets/max(l.Events, 1),
-				replayNames[k], report.Rate(pps), spread(l.Replay[k]), report.Rate(pps*float64(l.Events)/float64(l.Packets)), pps/report.Median(l.Replay[replayDiscard]))
+			pps, cpu := report.Median(l.Replay[k]), report.Median(l.CPU[k])
+			extra := "—"
+			if k != replayDiscard && l.Events > 0 {
+				extra = fmt.Sprintf("%.1f", (cpu-report.Median(l.CPU[replayDiscard]))*float64(l.Packets)/float64(l.Events)/1000)
+			}
+			p("| %g%% refused, %d packets | %d (1 per %d packets) | %s | %s | %s | %s | %.2f× | %.0f | %s |\n", 100*l.Share, l.Packets, l.Events, l.Packets/max(l.Events, 1),
+				replayNames[k], report.Rate(pps), spread(l.Replay[k]), report.Rate(pps*float64(l.Events)/float64(l.Packets)), pps/report.Median(l.Replay[replayDiscard]), cpu, extra)
 		}
 	}
 

@@ -137,12 +137,14 @@ type Publisher struct {
 
 	// Sender-owned: the window of sent events, oldest first; the first
 	// wsent have a live publish (the rest are to be sent again).
-	win    []entry
-	futs   []jetstream.PubAckFuture
-	sentAt []time.Time // with Config.AckLatency: when each was published
-	wfirst int
-	wn     int
-	wsent  int
+	win     []entry
+	acks    *acks       // JetStream: the window's acknowledgements
+	msg     nats.Msg    // JetStream: reused for every publish
+	msgID   []string    // msg's Nats-Msg-Id value
+	ackWait *time.Timer // JetStream: the oldest publish's deadline
+	wfirst  int
+	wn      int
+	wsent   int
 }
 
 // Open connects as o says and returns a Publisher that owns the
@@ -197,20 +199,22 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	}
 	p.room = sync.NewCond(&p.mu)
 	if cfg.Mode == JetStream {
-		js, err := jetstream.New(nc,
-			jetstream.WithPublishAsyncMaxPending(cfg.InFlight+1),
-			jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
+		js, err := jetstream.New(nc)
 		if err != nil {
 			return nil, err
 		}
 		p.js = js
 		p.win = make([]entry, cfg.InFlight)
-		p.futs = make([]jetstream.PubAckFuture, cfg.InFlight)
-		if cfg.AckLatency != nil {
-			p.sentAt = make([]time.Time, cfg.InFlight)
+		if p.acks, err = newAcks(nc, cfg.InFlight); err != nil {
+			return nil, err
 		}
+		p.msgID = make([]string, 1)
+		p.msg.Header = nats.Header{jetstream.MsgIDHeader: p.msgID}
+		p.ackWait = time.NewTimer(time.Hour)
+		p.ackWait.Stop()
 		if nc.IsConnected() {
 			if err := p.ensureStream(); err != nil {
+				p.acks.sub.Unsubscribe()
 				return nil, err
 			}
 		}
@@ -230,9 +234,13 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 			args = append(args, "error", err.Error())
 		}
 		p.cfg.Logger.Warn("NATS: disconnected; events wait in the buffer, capture goes on", args...)
+		p.lost()
 		p.poke()
 	})
-	nc.SetReconnectHandler(func(c *nats.Conn) { p.connected("reconnected") })
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		p.lost() // answers to what was sent before cannot come now
+		p.connected("reconnected")
+	})
 	if !p.healthy {
 		// Options.Wait let Connect return without a connection; the
 		// sender says when the first one is made.
@@ -241,6 +249,15 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	}
 	go p.run()
 	return p, nil
+}
+
+// lost fails every publish awaiting its acknowledgement: the connection
+// that would have carried the answers is gone. The sender sends them again
+// (the server drops the copies of those it stored).
+func (p *Publisher) lost() {
+	if p.acks != nil {
+		p.acks.failAll(nats.ErrDisconnected)
+	}
 }
 
 // connected marks the connection healthy and says so.
@@ -399,6 +416,8 @@ func (p *Publisher) Close(ctx context.Context) Stats {
 	p.nc.SetReconnectHandler(nil)
 	if p.owns {
 		p.nc.Close()
+	} else if p.acks != nil {
+		p.acks.sub.Unsubscribe()
 	}
 	return s
 }
@@ -499,17 +518,12 @@ func (p *Publisher) sendSome(connected bool) (int, error) {
 		}
 		slot := (p.wfirst + p.wsent) % len(p.win)
 		e := &p.win[slot]
-		msg := &nats.Msg{Subject: e.subject, Data: e.body, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, string(e.id))
-		// No retries inside the client: it would send the message again
-		// from a buffer this sender may have reused by then.
-		f, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
-		if err != nil {
+		p.msg.Subject, p.msg.Data = e.subject, e.body
+		p.msgID[0] = string(e.id)
+		p.msg.Reply = p.acks.arm(slot, time.Now())
+		if err := p.nc.PublishMsg(&p.msg); err != nil {
+			p.acks.disarm(slot)
 			return n, err
-		}
-		p.futs[slot] = f
-		if p.sentAt != nil {
-			p.sentAt[slot] = time.Now()
 		}
 		if p.wsent < before {
 			again++
@@ -581,28 +595,35 @@ func (p *Publisher) retire(block bool) (bool, error) {
 	n := 0
 	defer func() { p.published(n) }() // once for all the events retired
 	for p.wsent > 0 {
-		f := p.futs[p.wfirst]
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return n > 0, err
-		default:
+		done, err, at := p.acks.result(p.wfirst)
+		if !done {
 			if n > 0 || !block && p.canSend() {
 				return n > 0, nil
 			}
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return n > 0, err
-			case <-p.kick:
-				return n > 0, nil // new events, a state change or Close
-			case <-p.quit:
-				return n > 0, nil
+			left := p.cfg.AckTimeout - time.Since(at)
+			if left <= 0 {
+				return false, jetstream.ErrAsyncPublishTimeout
 			}
+			p.ackWait.Reset(left)
+			select {
+			case <-p.acks.ready:
+			case <-p.ackWait.C: // the next look finds it late
+			case <-p.kick:
+				p.ackWait.Stop()
+				return false, nil // new events, a state change or Close
+			case <-p.quit:
+				p.ackWait.Stop()
+				return false, nil
+			}
+			p.ackWait.Stop()
+			continue
 		}
-		p.futs[p.wfirst] = nil
-		if p.sentAt != nil {
-			p.cfg.AckLatency(time.Since(p.sentAt[p.wfirst]))
+		if err != nil {
+			return n > 0, err
+		}
+		p.acks.disarm(p.wfirst)
+		if p.cfg.AckLatency != nil {
+			p.cfg.AckLatency(time.Since(at))
 		}
 		p.wfirst = (p.wfirst + 1) % len(p.win)
 		p.wn--
@@ -640,7 +661,7 @@ func (p *Publisher) idle() {
 // own, and sending them again would cost a window of publishes per
 // refusal (a full store refuses every event).
 func (p *Publisher) reject(err error) {
-	p.futs[p.wfirst] = nil
+	p.acks.disarm(p.wfirst)
 	p.wfirst = (p.wfirst + 1) % len(p.win)
 	p.wn--
 	p.wsent--
