@@ -57,9 +57,9 @@ const (
 	replayClean        = iota // traffic without refusals: no events
 	replayDiscard             // refusals, events encoded and thrown away
 	replayJetStream           // refusals, events to JetStream in this process (as tcpsentry run's embedded broker)
-	replayJetStreamTCP        // refusals, events to JetStream over TCP on loopback
+	replayJetStreamExt        // refusals, events to JetStream in another process, over TCP on loopback (as tcpsentry replay --nats)
 	replayCore                // refusals, events to core NATS in this process
-	replayCoreTCP             // refusals, events to core NATS over TCP on loopback
+	replayCoreExt             // refusals, events to core NATS in another process
 	numReplay
 )
 
@@ -170,15 +170,15 @@ var publishNames = [numPublish]string{
 }
 
 // replayKeys label the cases in profiles.
-var replayKeys = [numReplay]string{replayClean: "clean", replayDiscard: "discard", replayJetStream: "jetstream", replayJetStreamTCP: "jetstream-tcp", replayCore: "core", replayCoreTCP: "core-tcp"}
+var replayKeys = [numReplay]string{replayClean: "clean", replayDiscard: "discard", replayJetStream: "jetstream", replayJetStreamExt: "jetstream-ext", replayCore: "core", replayCoreExt: "core-ext"}
 
 var replayNames = [numReplay]string{
 	replayClean:        "clean traffic (no events)",
 	replayDiscard:      "refusals, events discarded",
 	replayJetStream:    "refusals, events to JetStream",
-	replayJetStreamTCP: "refusals, events to JetStream over TCP",
+	replayJetStreamExt: "refusals, events to JetStream in another process",
 	replayCore:         "refusals, events to core NATS",
-	replayCoreTCP:      "refusals, events to core NATS over TCP",
+	replayCoreExt:      "refusals, events to core NATS in another process",
 }
 
 // records returns n events of about 600 bytes with unique ids.
@@ -326,19 +326,27 @@ func replayRun(ctx context.Context, k int, data []byte, workers, packets, events
 	out := io.Discard
 	var pub *natspub.Publisher
 	var url string
+	var other *otherProcess
 	if k >= replayJetStream {
-		b, stop, err := newBroker()
-		if err != nil {
-			return 0, 0, err
-		}
-		defer stop()
-		url = b.ClientURL()
-		o := natspub.Options{URLs: url}
+		o := natspub.Options{}
 		if k == replayJetStream || k == replayCore {
+			b, stop, err := newBroker()
+			if err != nil {
+				return 0, 0, err
+			}
+			defer stop()
+			url = b.ClientURL()
 			o.InProcess = b // as tcpsentry run with its embedded broker
+		} else {
+			if other, err = startOtherProcess(); err != nil {
+				return 0, 0, err
+			}
+			defer other.stop()
+			url = other.URL
 		}
+		o.URLs = url
 		mode := natspub.JetStream
-		if k == replayCore || k == replayCoreTCP {
+		if k == replayCore || k == replayCoreExt {
 			mode = natspub.Core
 		}
 		// As tcpsentry replay --nats: a recording waits for room.
@@ -349,6 +357,9 @@ func replayRun(ctx context.Context, k int, data []byte, workers, packets, events
 	}
 	runtime.GC() // not the garbage of the run before
 	cpu0 := cpuTime()
+	if other != nil {
+		cpu0 -= other.cpuTime()
+	}
 	start := time.Now()
 	sum, err := sensor.Replay(ctx, bytes.NewReader(data), cfg, out)
 	if pub != nil {
@@ -360,13 +371,16 @@ func replayRun(ctx context.Context, k int, data []byte, workers, packets, events
 		}
 	}
 	took, used := time.Since(start), cpuTime()-cpu0
+	if other != nil {
+		used += other.cpuTime()
+	}
 	if err != nil {
 		return 0, 0, err
 	}
 	if sum.Packets != uint64(packets) || sum.EventsTotal() != uint64(events) {
 		return 0, 0, fmt.Errorf("%d packets and %d events, want %d and %d", sum.Packets, sum.EventsTotal(), packets, events)
 	}
-	if k == replayJetStream || k == replayJetStreamTCP {
+	if k == replayJetStream || k == replayJetStreamExt {
 		if err := checkStored(url, events); err != nil {
 			return 0, 0, err
 		}

@@ -5,11 +5,26 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/tcpsentry/tcpsentry/bench/traffic"
 )
+
+// TestMain lets the test binary be the broker process of the "in another
+// process" cases, as the command is.
+func TestMain(m *testing.M) {
+	if os.Getenv(brokerChildEnv) != "" {
+		if err := brokerChild(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // TestRunSmall runs the whole benchmark on small inputs: every path
 // delivers every event (run checks the counts and the stream), and the
@@ -34,6 +49,7 @@ func TestRunSmall(t *testing.T) {
 		"| tcpsentry publisher, core NATS | ",
 		"| 20% refused, ",
 		"refusals, events to JetStream",
+		"refusals, events to JetStream in another process",
 		"## Goals",
 		"-refused 0.2 ",
 	} {
@@ -60,7 +76,7 @@ func TestRefusedTraffic(t *testing.T) {
 	if sa.Refused != 0 || sb.Refused < 900 || sb.Refused > 1100 || sb.Packets >= sa.Packets {
 		t.Fatalf("without refusals %+v, with half refused %+v", sa, sb)
 	}
-	for _, k := range []int{replayDiscard, replayJetStream, replayJetStreamTCP} {
+	for _, k := range []int{replayDiscard, replayJetStream, replayJetStreamExt} {
 		if _, _, err := replayRun(context.Background(), k, b.Bytes(), 1, sb.Packets, sb.Refused); err != nil {
 			t.Fatal(err)
 		}

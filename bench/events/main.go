@@ -28,6 +28,13 @@ import (
 )
 
 func main() {
+	if os.Getenv(brokerChildEnv) != "" {
+		if err := brokerChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "events: broker process:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := mainErr(ctx, os.Args[1:])
 	stop()
