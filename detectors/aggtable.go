@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/tcpsentry/tcpsentry/flowtable/hugepage"
 )
 
 // aggTable is a fixed-size map for the Correlator's cross-connection
@@ -72,6 +74,11 @@ func newAggTable[K aggKey, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
 		drop:  drop,
 	}
 	t.seed = randomSeed() // seeded: addresses are chosen by whoever sends packets
+	// Huge pages before the first touch (see package hugepage): a packet
+	// reaches these tables at a random slot.
+	hugepage.Advise(t.slots)
+	hugepage.Advise(t.tags)
+	hugepage.Advise(t.lasts)
 	// Touch every page now: fresh memory from the kernel is only mapped,
 	// and the tables would otherwise become resident as they fill, so the
 	// sensor's memory would creep up for hours (the 2^20 TCP clocks fill

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tcpsentry/tcpsentry/flowtable/decode"
+	"github.com/tcpsentry/tcpsentry/flowtable/hugepage"
 )
 
 // Config sizes a Table and sets its timers. The zero value of a field
@@ -202,6 +203,10 @@ func New(cfg Config, h Handler) (*Table, error) {
 		r <<= 1
 	}
 	t.recent = make([]recentConn, r)
+	// Every packet's lookup reads a random index slot and a random Conn:
+	// huge pages spare it a page walk each (see package hugepage).
+	hugepage.Advise(t.conns)
+	hugepage.Advise(t.index)
 	return t, nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"time"
+
+	"github.com/tcpsentry/tcpsentry/flowtable/hugepage"
 )
 
 // lineSize is the cache line the chase touches once per step.
@@ -37,13 +39,15 @@ var sink uint64
 // algorithm) through size bytes split into 64-byte nodes (one cache line
 // each, the next index stored in the node), steps steps, after one
 // warm-up pass of min(steps, nodes) steps. size is rounded down to a
-// multiple of 64. The memory is released before it returns.
+// multiple of 64. With huge set the nodes are in 2 MiB pages where the
+// kernel allows (package hugepage), as tcpsentry's tables are. The memory
+// is released before it returns.
 //
 // Each step's address depends on the previous load, so neither the
 // out-of-order core nor the prefetchers can overlap them: with size well
 // above the last-level cache it is the latency of DRAM plus, for large
 // sizes, the page walks of TLB misses.
-func MemoryAccess(size int64, steps int, seed uint64) (nsPerAccess float64, err error) {
+func MemoryAccess(size int64, steps int, seed uint64, huge bool) (nsPerAccess float64, err error) {
 	n := size / lineSize
 	if n < 2 {
 		return 0, fmt.Errorf("refs: memory access over %d bytes: need at least 2 nodes of %d bytes", size, lineSize)
@@ -61,6 +65,9 @@ func MemoryAccess(size int64, steps int, seed uint64) (nsPerAccess float64, err 
 		nodes = nil
 		debug.FreeOSMemory()
 	}()
+	if huge {
+		hugepage.Advise(nodes) // before buildCycle's first touch
+	}
 	buildCycle(nodes, rand.New(rand.NewPCG(seed, 0x6d656d)))
 
 	i := uint64(0)

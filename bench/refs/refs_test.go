@@ -69,7 +69,7 @@ func TestNodeIsALine(t *testing.T) {
 }
 
 func TestMemoryAccessSmall(t *testing.T) {
-	ns, err := MemoryAccess(1<<20, 100_000, 1)
+	ns, err := MemoryAccess(1<<20, 100_000, 1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestMemoryAccessSmall(t *testing.T) {
 		t.Fatalf("%v ns per access", ns)
 	}
 	// The smallest valid chase: 2 nodes (size rounded down from 191).
-	if _, err := MemoryAccess(191, 1, 1); err != nil {
+	if _, err := MemoryAccess(191, 1, 1, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -87,7 +87,7 @@ func TestMemoryAccessBadInput(t *testing.T) {
 		size  int64
 		steps int
 	}{{-1, 10}, {0, 10}, {64, 10}, {127, 10}, {1 << 20, 0}, {1 << 20, -5}} {
-		if ns, err := MemoryAccess(c.size, c.steps, 1); err == nil {
+		if ns, err := MemoryAccess(c.size, c.steps, 1, false); err == nil {
 			t.Errorf("MemoryAccess(%d, %d) = %v, want an error", c.size, c.steps, ns)
 		}
 	}
@@ -316,7 +316,7 @@ func TestMeasure(t *testing.T) {
 	h := report.Describe()
 	t.Logf("host: %s, %d CPUs, %s, %s", h.CPU, h.Cores, h.Kernel, h.Go)
 	for _, size := range []int64{1 << 20, 1 << 30} {
-		ns, err := MemoryAccess(size, 20_000_000, 1)
+		ns, err := MemoryAccess(size, 20_000_000, 1, false)
 		if err != nil {
 			t.Fatal(err)
 		}

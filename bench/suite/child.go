@@ -216,12 +216,13 @@ func childMemref(args []string) (memrefResult, error) {
 	size := fs.Int64("size", 1<<30, "bytes")
 	steps := fs.Int("steps", 20_000_000, "accesses per round")
 	rounds := fs.Int("rounds", 3, "rounds")
+	huge := fs.Bool("huge", false, "nodes in 2 MiB pages")
 	if err := fs.Parse(args); err != nil {
 		return memrefResult{}, err
 	}
 	res := memrefResult{Size: *size, Steps: *steps}
 	for i := range *rounds {
-		ns, err := refs.MemoryAccess(*size, *steps, uint64(i+1))
+		ns, err := refs.MemoryAccess(*size, *steps, uint64(i+1), *huge)
 		if err != nil {
 			return res, err
 		}

@@ -89,14 +89,14 @@ func TestQuickRun(t *testing.T) {
 	if len(r.Standard.Stages) == 0 {
 		t.Error("no stages from the standard capture's profile")
 	}
-	if len(r.Memref.Rounds) != 3 || r.MemNs() <= 0 {
-		t.Errorf("memory wall rounds %v", r.Memref.Rounds)
+	if len(r.Memref.Rounds) != 3 || r.MemNs() <= 0 || len(r.MemrefHuge.Rounds) != 3 {
+		t.Errorf("memory wall rounds %v, in huge pages %v", r.Memref.Rounds, r.MemrefHuge.Rounds)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Goals", "## Replay", "## Peers and references", "## Where the time goes", "(pps-vs-flows.svg)", "(ns-vs-flows.svg)", "0 events missing, 0 unexpected"} {
+	for _, want := range []string{"## Goals", "## Replay", "## Peers and references", "## Where the time goes", "(pps-vs-flows.svg)", "(ns-vs-flows.svg)", "0 events missing, 0 unexpected", "In 2 MiB pages"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
