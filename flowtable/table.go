@@ -207,6 +207,7 @@ func New(cfg Config, h Handler) (*Table, error) {
 	// huge pages spare it a page walk each (see package hugepage).
 	hugepage.Advise(t.conns)
 	hugepage.Advise(t.index)
+	hugepage.Advise(t.recent) // a new connection looks up its 4-tuple's last one
 	return t, nil
 }
 
