@@ -4,8 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math/bits"
-
-	"github.com/tcpsentry/tcpsentry/flowtable/hugepage"
 )
 
 // aggTable is a fixed-size map for the Correlator's cross-connection
@@ -61,6 +59,9 @@ const aggProbe = 16
 // slot index does not use.
 func tagOf(h uint64) uint8 { return uint8(h>>57) + 1 }
 
+// arrays returns the table's arrays (see Correlator.Arrays).
+func (t *aggTable[K, V]) arrays() []any { return []any{t.slots, t.tags, t.lasts} }
+
 func newAggTable[K aggKey, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
 	n := 64
 	for n < size {
@@ -74,11 +75,6 @@ func newAggTable[K aggKey, V any](size int, drop func(*K, *V)) *aggTable[K, V] {
 		drop:  drop,
 	}
 	t.seed = randomSeed() // seeded: addresses are chosen by whoever sends packets
-	// Huge pages before the first touch (see package hugepage): a packet
-	// reaches these tables at a random slot.
-	hugepage.Advise(t.slots)
-	hugepage.Advise(t.tags)
-	hugepage.Advise(t.lasts)
 	// Touch every page now: fresh memory from the kernel is only mapped,
 	// and the tables would otherwise become resident as they fill, so the
 	// sensor's memory would creep up for hours (the 2^20 TCP clocks fill

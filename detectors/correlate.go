@@ -100,6 +100,18 @@ const FoldTableSize = 1 << 14
 // At 33 bytes an entry it takes about 35 MB, allocated at start.
 const ClockTableSize = 1 << 20
 
+// Arrays returns the Correlator's large tables, which NewCorrelator has
+// already touched (they are resident from the start): a packet reaches
+// them at a random slot. The sensor has the kernel move them into huge
+// pages (ring.CollapseHugePages), which spares each of those reads a page
+// walk.
+func (c *Correlator) Arrays() []any {
+	var a []any
+	a = append(a, c.servers.arrays()...)
+	a = append(a, c.clocks.arrays()...)
+	return append(a, c.folds.arrays()...)
+}
+
 // NewCorrelator returns a correlator for workers workers; emit receives
 // each outgoing event (the pointer is valid for the call).
 func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tcpsentry/tcpsentry/flowtable/decode"
-	"github.com/tcpsentry/tcpsentry/flowtable/hugepage"
 )
 
 // Config sizes a Table and sets its timers. The zero value of a field
@@ -203,13 +202,15 @@ func New(cfg Config, h Handler) (*Table, error) {
 		r <<= 1
 	}
 	t.recent = make([]recentConn, r)
-	// Every packet's lookup reads a random index slot and a random Conn:
-	// huge pages spare it a page walk each (see package hugepage).
-	hugepage.Advise(t.conns)
-	hugepage.Advise(t.index)
-	hugepage.Advise(t.recent) // a new connection looks up its 4-tuple's last one
 	return t, nil
 }
+
+// Arrays returns the table's large arrays, which New leaves untouched:
+// every packet reads a random index slot and a random Conn, and a new
+// connection a random entry of the ended ones. The sensor has the kernel
+// back them with huge pages before the first packet
+// (ring.AdviseHugePages), which spares each of those reads a page walk.
+func (t *Table) Arrays() []any { return []any{t.conns, t.index, t.recent} }
 
 // recentConn is a connection that ended and left the table (or was
 // replaced on its 4-tuple by a new SYN).

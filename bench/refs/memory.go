@@ -15,7 +15,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/tcpsentry/tcpsentry/flowtable/hugepage"
+	"github.com/tcpsentry/tcpsentry/ring"
 )
 
 // lineSize is the cache line the chase touches once per step.
@@ -40,7 +40,7 @@ var sink uint64
 // each, the next index stored in the node), steps steps, after one
 // warm-up pass of min(steps, nodes) steps. size is rounded down to a
 // multiple of 64. With huge set the nodes are in 2 MiB pages where the
-// kernel allows (package hugepage), as tcpsentry's tables are. The memory
+// kernel allows (ring.AdviseHugePages), as tcpsentry's tables are. The memory
 // is released before it returns.
 //
 // Each step's address depends on the previous load, so neither the
@@ -66,7 +66,7 @@ func MemoryAccess(size int64, steps int, seed uint64, huge bool) (nsPerAccess fl
 		debug.FreeOSMemory()
 	}()
 	if huge {
-		hugepage.Advise(nodes) // before buildCycle's first touch
+		ring.AdviseHugePages(nodes) // before buildCycle's first touch
 	}
 	buildCycle(nodes, rand.New(rand.NewPCG(seed, 0x6d656d)))
 

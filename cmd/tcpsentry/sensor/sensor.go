@@ -597,6 +597,9 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 		}
 	}
 	p.cor = detectors.NewCorrelator(cfg.Detectors, workers, p.write)
+	for _, a := range p.cor.Arrays() {
+		ring.CollapseHugePages(a) // touched already: see Correlator.Arrays
+	}
 	stop := make(chan struct{})
 	var once sync.Once
 	p.abort = func() { once.Do(func() { close(stop) }) }

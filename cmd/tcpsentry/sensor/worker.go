@@ -65,6 +65,9 @@ func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Co
 	if err != nil {
 		return nil, err
 	}
+	for _, a := range t.Arrays() {
+		ring.AdviseHugePages(a) // untouched yet: see Table.Arrays
+	}
 	w.flows = t
 	w.live = newWorkerLive(1, t.Capacity())
 	return w, nil
