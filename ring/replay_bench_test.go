@@ -85,7 +85,8 @@ func TestReplayNoAllocs(t *testing.T) {
 					}()
 				}
 				src, b := srcs[0], ring.NewBatch(0)
-				for range 8 { // warm up: arenas, pcapgo's buffer
+				// Warm up: every buffer's arena (made on first use), pcapgo's buffer.
+				for range ring.ReplayBuffers + 8 {
 					if err := src.NextBatch(b); err != nil {
 						t.Fatal(err)
 					}
