@@ -70,7 +70,7 @@ func (r *pipelineReader) Open(_ context.Context, l *lab) error {
 
 // Run starts the pipeline and returns once its workers are reading.
 // Building it (the flow tables and the detectors' tables, hundreds of MB)
-// took from 70 ms to 1.6 s on the 2-CPU VM, while the ring already
+// took from 66 ms to 1.6 s on the 2-CPU VM, while the ring already
 // received: with a fixed wait before the sender started, the runs whose
 // build was slow lost packets at 400k packets/s at the start, with the
 // build's CPU counted in theirs.
