@@ -76,8 +76,9 @@ const (
 	// emptied every full buffer and parked. The full buffers are the
 	// worker's slack for that: with 4 (about 1 ms of packets) a 1-worker
 	// replay waited for the reader 6% of its time with events discarded
-	// and 12% with them going to an embedded JetStream; with 32, 1-2%
-	// (bench/events, 2656878 packets, 10% of connections refused).
+	// and 12% with them going to an embedded JetStream; with 32, under
+	// 1% and about 2% (bench/events, 2656878 packets, 10% of
+	// connections refused).
 	replayBuffers = 32
 	// frameBudget sizes a buffer's arena: BatchSize frames of this
 	// many bytes fit, longer frames end the batch early.
