@@ -20,7 +20,7 @@ type Correlator struct {
 	final []bool
 	nfin  int
 
-	items minHeap[qitem]
+	items *timeQueue
 	evs   slab[Event] // queued events
 	facts slab[Fact]
 	flush []qitem // flush-phase items, sorted at the end
@@ -75,8 +75,8 @@ const (
 	// (Late). 2^16 lost the order, and ts_regression findings, at
 	// 100,000 connections a second.
 	queueMax = 1 << 20
-	// queueInit is the queue's capacity at start: growing it while
-	// packets flow costs allocations and garbage collection.
+	// queueInit is the capacity for queued facts at start: growing it
+	// while packets flow costs allocations and garbage collection.
 	queueInit = 1 << 16
 )
 
@@ -125,7 +125,7 @@ func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
 	for i := range c.wm {
 		c.wm[i] = math.MinInt64
 	}
-	c.items = make(minHeap[qitem], 0, queueInit)
+	c.items = newTimeQueue(256)
 	c.facts.items = make([]Fact, 0, queueInit)
 	c.facts.free = make([]int32, 0, queueInit)
 	c.servers = newAggTable[endpointKey, serverState](ServerTableSize, nil)
@@ -194,7 +194,7 @@ func (c *Correlator) Add(b *Batch) {
 
 func (c *Correlator) push(q qitem) {
 	c.items.push(q)
-	if len(c.items) > queueMax {
+	if c.items.Len() > queueMax {
 		c.Late++
 		c.process(c.items.pop())
 	}
@@ -206,7 +206,7 @@ func (c *Correlator) run() {
 	for _, w := range c.wm {
 		wm = min(wm, w)
 	}
-	for len(c.items) > 0 && (c.items[0].at < wm || c.nfin == len(c.wm)) {
+	for c.items.Len() > 0 && (c.items.min().at < wm || c.nfin == len(c.wm)) {
 		c.process(c.items.pop())
 	}
 	// Every item before wm is done and every later one is at or after it:
@@ -226,7 +226,7 @@ func (c *Correlator) Done() bool { return c.nfin == len(c.wm) }
 // Finish processes what is left — the workers' flushes last, in order —
 // and closes every fold window. Call it once all workers are final.
 func (c *Correlator) Finish() {
-	for len(c.items) > 0 {
+	for c.items.Len() > 0 {
 		c.process(c.items.pop())
 	}
 	var fl minHeap[qitem]

@@ -210,7 +210,14 @@ func New(cfg Config, h Handler) (*Table, error) {
 // connection a random entry of the ended ones. The sensor has the kernel
 // back them with huge pages before the first packet
 // (ring.AdviseHugePages), which spares each of those reads a page walk.
+// The Conn slab comes first; see Fresh.
 func (t *Table) Arrays() []any { return []any{t.conns, t.index, t.recent} }
+
+// Fresh returns how many slots of the Conn slab were ever used: new
+// connections take the slab's slots in order, so its first Fresh() Conns
+// have been touched and the others never were (until the table was full
+// once, when Fresh() is Capacity()).
+func (t *Table) Fresh() int { return int(t.fresh) }
 
 // recentConn is a connection that ended and left the table (or was
 // replaced on its 4-tuple by a new SYN).

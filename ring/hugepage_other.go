@@ -7,3 +7,7 @@ func AdviseHugePages(s any) {}
 
 // CollapseHugePages does nothing where there are no transparent huge pages.
 func CollapseHugePages(s any) {}
+
+// PopulatePages does nothing here: pages are faulted in by their first
+// touch.
+func PopulatePages(s any, from, to int) bool { return false }

@@ -1,0 +1,60 @@
+package ring_test
+
+import (
+	"os"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpsentry/tcpsentry/ring"
+)
+
+// TestPopulatePages: the pages PopulatePages covers are resident after it
+// (mincore), those outside it are not, and what they hold is unchanged.
+func TestPopulatePages(t *testing.T) {
+	page := os.Getpagesize()
+	// Memory of its own, certainly untouched.
+	s, err := unix.Mmap(-1, 0, 64*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(s)
+	if n := resident(t, s); n != 0 {
+		t.Fatalf("%d pages of a fresh mapping are resident", n)
+	}
+	// From the middle of page 4 to the middle of page 12: pages 5 to 11.
+	if !ring.PopulatePages(s, 4*page+page/2, 12*page+page/2) {
+		t.Fatal("PopulatePages failed (Linux 5.14 and later have MADV_POPULATE_WRITE)")
+	}
+	if n := resident(t, s); n != 7 {
+		t.Errorf("%d pages resident after populating 7", n)
+	}
+	for i, v := range s {
+		if v != 0 {
+			t.Fatalf("byte %d is %d after PopulatePages", i, v)
+		}
+	}
+	for _, r := range [][2]int{{-1, 4}, {4, len(s) + 1}, {8, 8}, {9, 8}} {
+		if ring.PopulatePages(s, r[0], r[1]) {
+			t.Errorf("PopulatePages(s, %d, %d) on %d elements succeeded", r[0], r[1], len(s))
+		}
+	}
+	if ring.PopulatePages(42, 0, 1) {
+		t.Error("PopulatePages of a non-slice succeeded")
+	}
+}
+
+// resident counts the pages of s in memory.
+func resident(t *testing.T, s []byte) int {
+	t.Helper()
+	vec := make([]byte, len(s)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&s[0])), uintptr(len(s)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal("mincore:", errno)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
+}
