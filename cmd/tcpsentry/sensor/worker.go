@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"time"
 	"unsafe"
 
 	"github.com/tcpsentry/tcpsentry/detectors"
@@ -53,6 +54,8 @@ type Worker struct {
 	tuned  *detectors.Config
 	// ahead has the table's memory faulted in ahead of its use.
 	ahead populater
+	// tune picks how Process works through a batch.
+	tune modeTuner
 }
 
 // populater has another goroutine fault in the flow table's memory before
@@ -160,24 +163,90 @@ type pktGroup struct {
 	ok     [group]bool
 }
 
-// prefetchFlows is the number of flows in the table from which Process
-// reads ahead. Below it the table's hot lines mostly stay in the caches
-// and the prefetch passes cost more than they save (about 5% at 10,000
-// flows); at a million they save 10% to 15%.
-const prefetchFlows = 1 << 15
+// Reading ahead pays when the flows' lines are not in the caches, which
+// depends on the traffic more than on the size of the table: on the
+// benchmark's standard capture (131,000 flows held, long responses) the
+// pipeline was slower than tracking each group as it is decoded (median
+// 1.70 s against 1.41 s, 8 of 10 alternating runs), with 200,000 flows
+// of short exchanges faster (0.72-0.88 s against 0.98-1.10 s), and at a
+// million 10% to 15% faster. So the worker times both: at the start of
+// every round of tuneRound batches it alternates them for tuneTrial
+// batches and keeps the faster for the rest. Both give the same results;
+// only speed differs. Below pipelineFlows flows it never reads ahead.
+const (
+	pipelineFlows = 1 << 13
+	tuneRound     = 256
+	tuneTrial     = 16
+)
+
+// modeTuner chooses between the two ways of Process (see tuneRound).
+type modeTuner struct {
+	batch  int      // batches into the round
+	ns     [2]int64 // time and packets in each way during the trial
+	pkts   [2]int64
+	chosen int // the way for the rest of the round: 1 reads ahead
+	// force, for tests: 1 group by group, 2 read ahead, 3 alternate
+	// batch by batch; 0 tunes.
+	force int
+}
+
+// way returns how to work through the next batch, and whether to time it.
+func (t *modeTuner) way(tuning bool) (way int, timed bool) {
+	switch {
+	case t.force == 3:
+		t.batch++
+		return t.batch & 1, false
+	case t.force > 0:
+		return t.force - 1, false
+	case !tuning:
+		return 0, false
+	case t.batch < tuneTrial:
+		return t.batch & 1, true
+	}
+	return t.chosen, false
+}
+
+// done counts a batch of the tuning and, after the trial, picks the way
+// faster per packet, measured side by side.
+func (t *modeTuner) done() {
+	t.batch++
+	if t.batch == tuneTrial {
+		t.chosen = 0
+		if t.pkts[0] > 0 && t.pkts[1] > 0 && t.ns[1]*t.pkts[0] < t.ns[0]*t.pkts[1] {
+			t.chosen = 1
+		}
+		t.ns, t.pkts = [2]int64{}, [2]int64{}
+	}
+	if t.batch == tuneRound {
+		t.batch = 0
+	}
+}
 
 // Process runs one batch through decode, the flow table and the
 // detectors. It is the whole per-packet path.
 func (w *Worker) Process(b *ring.Batch) {
-	if w.flows.Stats().Active < prefetchFlows {
-		// No read-ahead: each group is tracked as soon as it is
-		// decoded, while its packets are in the L1 cache.
+	tuning := w.tune.force == 0 && b.N > 0 && w.flows.Stats().Active >= pipelineFlows
+	way, timed := w.tune.way(tuning)
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
+	if way == 0 {
+		// Each group is tracked as soon as it is decoded, while its
+		// packets are in the L1 cache.
 		for lo := 0; lo < b.N; lo += group {
 			w.decode(b, &w.groups[0], lo, false)
 			w.track(b, &w.groups[0])
 		}
 	} else {
 		w.pipeline(b)
+	}
+	if timed {
+		w.tune.ns[way] += int64(time.Since(start))
+		w.tune.pkts[way] += int64(b.N)
+	}
+	if tuning {
+		w.tune.done()
 	}
 	if b.N > 0 {
 		w.stats.LastTS = b.TS[b.N-1]

@@ -132,11 +132,10 @@ func newTestWorker(t *testing.T, got *[]detectors.Event) *Worker {
 	return w
 }
 
-// TestProcessAllocatesNothing: the whole per-packet path (decode, flow
-// table, detectors, event emission) allocates nothing, over real frames
-// with handshakes, data, FIN, RST/ACK, unanswered SYNs, IPv6, VLAN and
-// QinQ, Ethernet and Linux SLL2.
-func TestProcessAllocatesNothing(t *testing.T) {
+// storyBatches is every detector's story in batches: real frames with
+// handshakes, data, FIN, RST/ACK, unanswered SYNs, IPv6, VLAN and QinQ,
+// Ethernet and Linux SLL2, laid out one after the other in packet time.
+func storyBatches(t *testing.T) []*ring.Batch {
 	batches := []*ring.Batch{
 		loadBatch(t, "../../../testdata/demo.pcap"),
 		loadBatch(t, "../../../testdata/refused_any.pcap"),
@@ -158,6 +157,15 @@ func TestProcessAllocatesNothing(t *testing.T) {
 			b.TS[i] += base
 		}
 	}
+	return batches
+}
+
+// TestProcessAllocatesNothing: the whole per-packet path (decode, flow
+// table, detectors, event emission) allocates nothing, over real frames
+// with handshakes, data, FIN, RST/ACK, unanswered SYNs, IPv6, VLAN and
+// QinQ, Ethernet and Linux SLL2.
+func TestProcessAllocatesNothing(t *testing.T) {
+	batches := storyBatches(t)
 	var got []detectors.Event
 	w := newTestWorker(t, &got)
 	got = make([]detectors.Event, 0, 1<<16) // the sink's growth is not the worker's
@@ -285,5 +293,103 @@ func TestCorrelatorAllocatesNothing(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(20, run); allocs != 0 {
 		t.Fatalf("%v allocations per run", allocs)
+	}
+}
+
+// TestProcessWays: tracking group by group, reading ahead, and switching
+// between them batch by batch (as the tuning does) give the same events
+// and counts, and none of them allocates.
+func TestProcessWays(t *testing.T) {
+	batches := storyBatches(t)
+	var want []detectors.Event
+	var wantStats WorkerStats
+	for force, name := range []string{"", "group by group", "read ahead", "alternating"} {
+		if force == 0 {
+			continue
+		}
+		var got []detectors.Event
+		w := newTestWorker(t, &got)
+		w.tune.force = force
+		// Split the batches so that switching happens inside a capture.
+		for _, b := range batches {
+			for lo := 0; lo < b.N; lo += 100 {
+				w.Process(sliceBatch(b, lo, min(lo+100, b.N)))
+			}
+		}
+		w.finish()
+		if len(got) == 0 {
+			t.Fatalf("%s: no events", name)
+		}
+		if force == 1 {
+			want, wantStats = got, w.stats
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %d events differ from group by group's %d", name, len(got), len(want))
+		}
+		if w.stats != wantStats {
+			t.Errorf("%s: stats %+v, group by group %+v", name, w.stats, wantStats)
+		}
+	}
+	for _, force := range []int{2, 3} {
+		var got []detectors.Event
+		w := newTestWorker(t, &got)
+		got = make([]detectors.Event, 0, 1<<16)
+		w.tune.force = force
+		shift := int64(0)
+		run := func() {
+			for _, b := range batches {
+				for i := 0; i < b.N; i++ {
+					b.TS[i] += shift
+				}
+				w.Process(b)
+			}
+			shift = 3600e9
+		}
+		run()
+		if allocs := testing.AllocsPerRun(10, run); allocs != 0 {
+			t.Errorf("way %d: %v allocations per run", force, allocs)
+		}
+	}
+}
+
+// sliceBatch returns frames lo to hi of b as a batch of their own.
+func sliceBatch(b *ring.Batch, lo, hi int) *ring.Batch {
+	s := *b
+	s.N = hi - lo
+	s.Frames, s.TS, s.WireLen, s.VLAN = b.Frames[lo:hi], b.TS[lo:hi], b.WireLen[lo:hi], b.VLAN[lo:hi]
+	if hi < b.N {
+		s.Clock = 0
+	}
+	return &s
+}
+
+// TestModeTuner: after each round's trial the tuner keeps the way that
+// was faster per packet for the rest of the round, and tries both again
+// in the next round.
+func TestModeTuner(t *testing.T) {
+	var m modeTuner
+	for round, faster := range []int{1, 0, 1} {
+		ways := [2]int{}
+		for range tuneRound {
+			way, timed := m.way(true)
+			if timed {
+				// 100 packets; the slower way takes 1.5 times as long.
+				ns := int64(1000)
+				if way != faster {
+					ns = 1500
+				}
+				m.ns[way] += ns
+				m.pkts[way] += 100
+			}
+			ways[way]++
+			m.done()
+		}
+		if want := tuneRound - tuneTrial/2; ways[faster] != want {
+			t.Errorf("round %d: %d of %d batches the faster way %d, want %d", round, ways[faster], tuneRound, faster, want)
+		}
+	}
+	if way, timed := m.way(false); way != 0 || timed {
+		t.Errorf("below pipelineFlows: way %d, timed %v", way, timed)
 	}
 }
