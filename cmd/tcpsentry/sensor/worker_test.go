@@ -269,16 +269,7 @@ func TestCorrelatorAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shift := int64(0)
-	run := func() {
-		for _, b := range batches {
-			for i := 0; i < b.N; i++ {
-				b.TS[i] += shift
-			}
-			w.Process(b)
-		}
-		shift = 3600e9
-	}
+	run := hourly(w, batches)
 	for range 5 {
 		run()
 	}
@@ -336,16 +327,7 @@ func TestProcessWays(t *testing.T) {
 		w := newTestWorker(t, &got)
 		got = make([]detectors.Event, 0, 1<<16)
 		w.tune.force = force
-		shift := int64(0)
-		run := func() {
-			for _, b := range batches {
-				for i := 0; i < b.N; i++ {
-					b.TS[i] += shift
-				}
-				w.Process(b)
-			}
-			shift = 3600e9
-		}
+		run := hourly(w, batches)
 		run()
 		if allocs := testing.AllocsPerRun(10, run); allocs != 0 {
 			t.Errorf("way %d: %v allocations per run", force, allocs)
@@ -391,5 +373,20 @@ func TestModeTuner(t *testing.T) {
 	}
 	if way, timed := m.way(false); way != 0 || timed {
 		t.Errorf("below pipelineFlows: way %d, timed %v", way, timed)
+	}
+}
+
+// hourly returns a function that has w process batches, each call an
+// hour after the one before: new connections on the same ports.
+func hourly(w *Worker, batches []*ring.Batch) func() {
+	shift := int64(0)
+	return func() {
+		for _, b := range batches {
+			for i := 0; i < b.N; i++ {
+				b.TS[i] += shift
+			}
+			w.Process(b)
+		}
+		shift = 3600e9
 	}
 }
