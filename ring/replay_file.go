@@ -2,6 +2,7 @@ package ring
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
@@ -153,7 +154,26 @@ type capReader struct {
 
 	records   int64 // packet records read
 	truncated bool  // the stream ended inside a record
+
+	// mem is the whole file when it is held in memory (InMemory) and not
+	// compressed: pcap records are then read where they lie, and their
+	// frames handed on without a copy; memOff is the next record's.
+	mem    []byte
+	memOff int
 }
+
+// memCapture is a capture held in memory (InMemory).
+type memCapture struct {
+	*bytes.Reader
+	data []byte
+}
+
+// InMemory returns a reader of a capture held in memory, for OpenReplay.
+// A replay of it hands the frames of a pcap file to the workers where
+// they lie in data, without copying them into batches, and reads no
+// record through a read-ahead buffer: the reader goroutine only walks the
+// record headers. data must not change until the replay is done.
+func InMemory(data []byte) io.Reader { return &memCapture{bytes.NewReader(data), data} }
 
 // openCapture detects the format from the magic and reads the file header.
 func openCapture(r io.Reader) (*capReader, error) {
@@ -184,10 +204,10 @@ func openCapture(r io.Reader) (*capReader, error) {
 	switch {
 	case le == magicMicros || le == magicNanos:
 		c.order = binary.LittleEndian
-		return c, c.openPcap()
+		return c, c.openPcap(r)
 	case be == magicMicros || be == magicNanos:
 		c.order = binary.BigEndian
-		return c, c.openPcap()
+		return c, c.openPcap(r)
 	case le == ngSectionHeader:
 		return c, c.openPcapng()
 	}
@@ -220,7 +240,7 @@ func describeMagic(br *bufio.Reader) string {
 	return sb.String()
 }
 
-func (c *capReader) openPcap() error {
+func (c *capReader) openPcap(r io.Reader) error {
 	c.format = formatPcap
 	hdr, err := c.br.Peek(pcapHeaderLen)
 	if len(hdr) < pcapHeaderLen {
@@ -243,6 +263,9 @@ func (c *capReader) openPcap() error {
 	c.pcap, err = pcapgo.NewReader(c.br)
 	if err != nil {
 		return fmt.Errorf("%w: pcap file header: %v", ErrNotCapture, err)
+	}
+	if m, ok := r.(*memCapture); ok && c.stream == c.file {
+		c.mem, c.memOff = m.data, int(c.pos())
 	}
 	return nil
 }
@@ -337,6 +360,9 @@ func (c *capReader) peekFailed(off int64, got, start int, err error) error {
 }
 
 func (c *capReader) nextPcap() (data []byte, ts int64, wire int, err error) {
+	if c.mem != nil {
+		return c.nextPcapMem()
+	}
 	off := c.pos()
 	hdr, err := c.br.Peek(pcapRecordLen)
 	if len(hdr) < pcapRecordLen {
@@ -360,6 +386,34 @@ func (c *capReader) nextPcap() (data []byte, ts int64, wire int, err error) {
 	// have pcapgo copy it (the reader goroutine's largest cost).
 	sec, frac := c.order.Uint32(rec[0:4]), c.order.Uint32(rec[4:8])*c.fracNanos
 	_, _ = c.br.Discard(n) // buffered: cannot fail
+	c.records++
+	return rec[pcapRecordLen:n:n], int64(sec)*1e9 + int64(frac), int(wirelen), nil
+}
+
+// nextPcapMem is nextPcap for a file in memory: the frame returned lies
+// in the file's bytes.
+func (c *capReader) nextPcapMem() (data []byte, ts int64, wire int, err error) {
+	off := c.memOff
+	rec := c.mem[off:]
+	if len(rec) < pcapRecordLen {
+		c.truncated = len(rec) > 0
+		return nil, 0, 0, io.EOF
+	}
+	caplen := c.order.Uint32(rec[8:12])
+	wirelen := c.order.Uint32(rec[12:16])
+	if caplen > MaxFrameLen {
+		return nil, 0, 0, c.corrupt(int64(off), "capture length %d exceeds the %d-byte maximum", caplen, MaxFrameLen)
+	}
+	if caplen > wirelen {
+		return nil, 0, 0, c.corrupt(int64(off), "capture length %d exceeds the original length %d", caplen, wirelen)
+	}
+	n := pcapRecordLen + int(caplen)
+	if len(rec) < n {
+		c.truncated = true
+		return nil, 0, 0, io.EOF
+	}
+	sec, frac := c.order.Uint32(rec[0:4]), c.order.Uint32(rec[4:8])*c.fracNanos
+	c.memOff += n
 	c.records++
 	return rec[pcapRecordLen:n:n], int64(sec)*1e9 + int64(frac), int(wirelen), nil
 }

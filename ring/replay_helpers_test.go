@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"net"
@@ -85,9 +86,44 @@ func (r replayResult) all() []frame {
 }
 
 // replay replays data with cfg, every source read to io.EOF concurrently.
+// It replays data a second time from memory (ring.InMemory), where pcap
+// records are read in place and, with more than one worker, frames are
+// handed on without a copy, and checks that the two agree: the same
+// frames to the same workers, the same end (error, truncation) and counts.
 func replay(t *testing.T, data []byte, cfg ring.ReplayConfig) replayResult {
 	t.Helper()
-	rp, err := ring.OpenReplay(bytes.NewReader(data), cfg)
+	res := replayFrom(t, bytes.NewReader(data), cfg)
+	mem := replayFrom(t, ring.InMemory(data), cfg)
+	for w := range res.workers {
+		if !slicesEqualFunc(mem.workers[w], res.workers[w]) {
+			t.Fatalf("from memory, worker %d got %d frames unlike the %d read as a stream", w, len(mem.workers[w]), len(res.workers[w]))
+		}
+	}
+	if fmt.Sprint(mem.rp.Err()) != fmt.Sprint(res.rp.Err()) || mem.rp.Truncated() != res.rp.Truncated() {
+		t.Fatalf("from memory: Err() %v, Truncated() %v; as a stream %v, %v", mem.rp.Err(), mem.rp.Truncated(), res.rp.Err(), res.rp.Truncated())
+	}
+	ms, rs := mem.rp.Stats(), res.rp.Stats()
+	if ms.Packets != rs.Packets || ms.Bytes != rs.Bytes || ms.FirstTS != rs.FirstTS || ms.LastTS != rs.LastTS || ms.FileBytes > int64(len(data)) {
+		t.Fatalf("from memory: stats %+v; as a stream %+v (%d bytes)", ms, rs, len(data))
+	}
+	return res
+}
+
+func slicesEqualFunc(a, b []frame) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func replayFrom(t *testing.T, in io.Reader, cfg ring.ReplayConfig) replayResult {
+	t.Helper()
+	rp, err := ring.OpenReplay(in, cfg)
 	if err != nil {
 		t.Fatalf("OpenReplay: %v", err)
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/tcpsentry/tcpsentry/bench/refs"
 	"github.com/tcpsentry/tcpsentry/bench/workload"
 	"github.com/tcpsentry/tcpsentry/cmd/tcpsentry/sensor"
+	"github.com/tcpsentry/tcpsentry/ring"
 )
 
 // Every measurement runs in a child process (this program again, with
@@ -116,7 +116,7 @@ func childReplay(args []string) (replayResult, error) {
 		if err != nil {
 			return res, err
 		}
-		in = bytes.NewReader(data)
+		in = ring.InMemory(data) // frames handed on where they lie
 	default:
 		f, err := os.Open(*file)
 		if err != nil {

@@ -40,5 +40,12 @@ func BenchmarkParse(b *testing.B) {
 				sinkReason = Parse(c.frame, c.link, &p)
 			}
 		})
+		// What a replay's reader reads of each frame to deal it out.
+		b.Run(c.name+"/endpoints", func(b *testing.B) {
+			var p Packet
+			for b.Loop() {
+				sinkReason = Endpoints(c.frame, c.link, &p)
+			}
+		})
 	}
 }

@@ -390,6 +390,15 @@ func checkAgainstOracle(t *testing.T, link int, frame []byte) {
 		t.Fatalf("Parse is not deterministic: %v then %v", r, r2)
 	}
 	checkInvariants(t, frame, r, &p)
+	if r == OK {
+		// A replay deals frames out by Endpoints: it must see the
+		// flow Parse sees.
+		var e Packet
+		if re := Endpoints(frame, link, &e); re != OK || e.Family != p.Family || e.Src != p.Src || e.Dst != p.Dst ||
+			e.SrcPort != p.SrcPort || e.DstPort != p.DstPort || e.NVLAN != p.NVLAN || e.VLAN != p.VLAN {
+			t.Fatalf("Endpoints = %v, %+v; Parse found %+v", re, e, p)
+		}
+	}
 	x := &in{link: link, frame: frame, r: r, p: &p, o: runOracle(link, frame)}
 	if r == OK && p.HdrLen > tcpMinLen {
 		// The fast paths for Linux's layouts must agree with the walk.

@@ -91,6 +91,8 @@ type Packet struct {
 	TSval, TSecr uint32
 	NSACK        int
 	SACK         [MaxSACK][2]uint32 // left, right edges
+
+	portsOnly bool // Endpoints: stop after the TCP ports
 }
 
 // Has reports whether all the given Flag* bits are set.

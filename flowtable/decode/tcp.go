@@ -49,6 +49,9 @@ func (p *Packet) tcp(seg []byte, wireLen int) Reason {
 	}
 	p.SrcPort = binary.BigEndian.Uint16(seg[0:2])
 	p.DstPort = binary.BigEndian.Uint16(seg[2:4])
+	if p.portsOnly {
+		return OK
+	}
 	p.Seq = binary.BigEndian.Uint32(seg[4:8])
 	p.Ack = binary.BigEndian.Uint32(seg[8:12])
 	p.Flags = seg[13]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"io"
 	"os"
 	"reflect"
@@ -215,7 +216,8 @@ func TestProcessAllocatesNothing(t *testing.T) {
 }
 
 // TestReplayWorkersAgree: the events of a replay do not depend on the
-// number of workers.
+// number of workers, nor on whether the capture is read as a stream or
+// from memory (frames handed on in place).
 func TestReplayWorkersAgree(t *testing.T) {
 	data, err := os.ReadFile("../../../testdata/refused_any.pcap")
 	if err != nil {
@@ -223,15 +225,17 @@ func TestReplayWorkersAgree(t *testing.T) {
 	}
 	var sums []Summary
 	for _, n := range []int{1, 2, 4} {
-		var out bytes.Buffer
-		s, err := Replay(context.Background(), bytes.NewReader(data), Config{Workers: n, Flows: 1000}, &out)
-		if err != nil {
-			t.Fatal(err)
+		for _, in := range []io.Reader{bytes.NewReader(data), ring.InMemory(data)} {
+			var out bytes.Buffer
+			s, err := Replay(context.Background(), in, Config{Workers: n, Flows: 1000}, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Count(out.Bytes(), []byte("\n")); uint64(got) != s.EventsTotal() {
+				t.Fatalf("%d lines for %d events", got, s.EventsTotal())
+			}
+			sums = append(sums, s)
 		}
-		if got := bytes.Count(out.Bytes(), []byte("\n")); uint64(got) != s.EventsTotal() {
-			t.Fatalf("%d lines for %d events", got, s.EventsTotal())
-		}
-		sums = append(sums, s)
 	}
 	for _, s := range sums[1:] {
 		if s.Events != sums[0].Events || s.Packets != sums[0].Packets || s.Flows.Created != sums[0].Flows.Created {
@@ -388,5 +392,45 @@ func hourly(w *Worker, batches []*ring.Batch) func() {
 			w.Process(b)
 		}
 		shift = 3600e9
+	}
+}
+
+// TestFanoutHash: replay's fanout gives both directions of a connection
+// the same hash, and spreads connections evenly over two workers.
+func TestFanoutHash(t *testing.T) {
+	h := fanoutHash(0x5eed) // fixed: the counts are the same every run
+	frame := func(src, dst [4]byte, sport, dport uint16) []byte {
+		f := make([]byte, 14+20+20)
+		binary.BigEndian.PutUint16(f[12:], 0x0800)
+		ip := f[14:]
+		ip[0], ip[9] = 0x45, 6
+		binary.BigEndian.PutUint16(ip[2:], 40)
+		copy(ip[12:16], src[:])
+		copy(ip[16:20], dst[:])
+		tcp := ip[20:]
+		binary.BigEndian.PutUint16(tcp[0:], sport)
+		binary.BigEndian.PutUint16(tcp[2:], dport)
+		tcp[12] = 5 << 4
+		return f
+	}
+	const n = 10_000
+	perWorker := [2]int{}
+	for i := range n {
+		cli, srv := [4]byte{10, 1, byte(i >> 8), byte(i)}, [4]byte{10, 2, 0, 1}
+		sport := uint16(32768 + i%1000)
+		a, ok1 := h(frame(cli, srv, sport, 443), ring.LinkTypeEthernet)
+		b, ok2 := h(frame(srv, cli, 443, sport), ring.LinkTypeEthernet)
+		if !ok1 || !ok2 || a != b {
+			t.Fatalf("connection %d: hashes %x (%v) and %x (%v) of its two directions", i, a, ok1, b, ok2)
+		}
+		perWorker[(a>>32)*2>>32]++
+	}
+	// 10,000 fair coin flips land 4,800 to 5,200 times on one side but
+	// for 1 in 15,000 seeds.
+	if perWorker[0] < 4800 || perWorker[0] > 5200 {
+		t.Errorf("%v connections per worker", perWorker)
+	}
+	if _, ok := h([]byte{1, 2, 3}, ring.LinkTypeEthernet); ok {
+		t.Error("a 3-byte frame hashed")
 	}
 }
