@@ -3,7 +3,6 @@ package sensor
 import (
 	"errors"
 	"io"
-	"reflect"
 	"time"
 	"unsafe"
 
@@ -58,39 +57,44 @@ type Worker struct {
 	tune modeTuner
 }
 
-// populater has another goroutine fault in the flow table's memory before
-// the worker first touches it (ring.PopulatePages): the untouched part of
-// the Conn slab a chunk at a time, a chunk or two ahead of the slots in
-// use, and the randomly read index and cache of ended connections whole
-// at the start. A new connection in a fresh slot would otherwise stop the
-// worker for a page fault, and in a huge page for the zeroing of 2 MiB:
-// at a million flows that was 13% of a replay's time (1.45 s of 11 s). A
-// sensor that was up for a while has touched its table already; a burst
-// of new connections then costs what it costs later.
+// populater has another goroutine fault in the Conn slab of the flow
+// table before the worker first touches it (ring.PopulatePages), a chunk
+// ahead of the slots in use. A new connection in a fresh slot would
+// otherwise stop the worker for a page fault, and in a huge page for the
+// zeroing of 2 MiB: on this VM faulting in 384 MiB took 1.07 s in huge
+// pages (0.17 s in 4 KiB pages, which cost a page walk on nearly every
+// later read), and at a million flows the faults were 13% of a replay's
+// time (1.45 s of 11 s). The index and the cache of ended connections are
+// read at random places, so they cannot be faulted in ahead: they fault
+// in as they are touched, a few dozen huge pages in all.
+//
+// A sensor that was up for a while has touched its table already; a
+// burst of new connections then costs what it costs later. The goroutine
+// faults in one huge page per call, so that the process's memory map is
+// never held for long (the Go runtime needs it to grow its heap), and a
+// table takes at most a chunk more memory than its connections use.
 type populater struct {
 	req   chan [2]int // slab slots to fault in
 	next  int         // first slot not asked for yet
 	chunk int         // slots per request
 }
 
-// populateChunk is how much of the Conn slab one request faults in: the
-// resident memory of a table is at most this much above what its
-// connections use, twice.
-const populateChunk = 16 << 20
+// populateChunk is how much of the Conn slab one request faults in.
+const populateChunk = 8 << 20
 
 // startPopulate starts the goroutine; stopPopulate ends it.
 func (w *Worker) startPopulate() {
-	arrays := w.flows.Arrays()
+	conns := w.flows.Arrays()[0]
 	p := &w.ahead
 	p.chunk = max(1, populateChunk/int(unsafe.Sizeof(flowtable.Conn{})))
-	p.req = make(chan [2]int, 2)
+	perCall := max(1, ring.HugePageSize/int(unsafe.Sizeof(flowtable.Conn{})))
+	p.req = make(chan [2]int, 1)
 	go func(req <-chan [2]int) {
 		ok := true
-		for _, a := range arrays[1:] {
-			ok = ok && ring.PopulatePages(a, 0, reflect.ValueOf(a).Len())
-		}
 		for r := range req {
-			ok = ok && ring.PopulatePages(arrays[0], r[0], r[1])
+			for lo := r[0]; ok && lo < r[1]; lo += perCall {
+				ok = ring.PopulatePages(conns, lo, min(lo+perCall, r[1]))
+			}
 		}
 	}(p.req)
 	w.populateAhead()
@@ -104,11 +108,11 @@ func (w *Worker) stopPopulate() {
 }
 
 // populateAhead asks for the next chunk of the slab once the slots in use
-// come within a chunk of what was asked for. It never waits.
+// come within half a chunk of what was asked for. It never waits.
 func (w *Worker) populateAhead() {
 	p := &w.ahead
 	limit := w.flows.Capacity()
-	if p.req == nil || p.next >= limit || w.flows.Fresh()+p.chunk < p.next {
+	if p.req == nil || p.next >= limit || w.flows.Fresh()+p.chunk/2 < p.next {
 		return
 	}
 	end := min(p.next+p.chunk, limit)
