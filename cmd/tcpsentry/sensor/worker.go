@@ -3,8 +3,8 @@ package sensor
 import (
 	"errors"
 	"io"
+	"reflect"
 	"time"
-	"unsafe"
 
 	"github.com/tcpsentry/tcpsentry/detectors"
 	"github.com/tcpsentry/tcpsentry/flowtable"
@@ -86,8 +86,9 @@ const populateChunk = 8 << 20
 func (w *Worker) startPopulate() {
 	conns := w.flows.Arrays()[0]
 	p := &w.ahead
-	p.chunk = max(1, populateChunk/int(unsafe.Sizeof(flowtable.Conn{})))
-	perCall := max(1, ring.HugePageSize/int(unsafe.Sizeof(flowtable.Conn{})))
+	size := int(reflect.TypeFor[flowtable.Conn]().Size())
+	p.chunk = max(1, populateChunk/size)
+	perCall := max(1, ring.HugePageSize/size)
 	p.req = make(chan [2]int, 1)
 	go func(req <-chan [2]int) {
 		ok := true
