@@ -169,12 +169,14 @@ type pktGroup struct {
 }
 
 // Reading ahead pays when the flows' lines are not in the caches, which
-// depends on the traffic more than on the size of the table: on the
+// depends on the traffic more than on the size of the table. On the
 // benchmark's standard capture (131,000 flows held, long responses) the
 // pipeline was slower than tracking each group as it is decoded (median
-// 1.70 s against 1.41 s, 8 of 10 alternating runs), with 200,000 flows
-// of short exchanges faster (0.72-0.88 s against 0.98-1.10 s), and at a
-// million 10% to 15% faster. So the worker times both: at the start of
+// 1.70 s against 1.41 s, 8 of 10 alternating runs); with 200,000 flows
+// of short exchanges it was faster (0.72-0.88 s against 0.98-1.10 s);
+// at a million, timed within one replay, neither was faster beyond the
+// noise (333 and 379 ns per packet against 335 and 344). So the worker
+// times both: at the start of
 // every round of tuneRound batches it alternates them for tuneTrial
 // batches and keeps the faster for the rest. Both give the same results;
 // only speed differs. Below pipelineFlows flows it never reads ahead.
