@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func replay(t *testing.T, data []byte, cfg ring.ReplayConfig) replayResult {
 	res := replayFrom(t, bytes.NewReader(data), cfg)
 	mem := replayFrom(t, ring.InMemory(data), cfg)
 	for w := range res.workers {
-		if !slicesEqualFunc(mem.workers[w], res.workers[w]) {
+		if !slices.EqualFunc(mem.workers[w], res.workers[w], frame.equal) {
 			t.Fatalf("from memory, worker %d got %d frames unlike the %d read as a stream", w, len(mem.workers[w]), len(res.workers[w]))
 		}
 	}
@@ -107,18 +108,6 @@ func replay(t *testing.T, data []byte, cfg ring.ReplayConfig) replayResult {
 		t.Fatalf("from memory: stats %+v; as a stream %+v (%d bytes)", ms, rs, len(data))
 	}
 	return res
-}
-
-func slicesEqualFunc(a, b []frame) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].equal(b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func replayFrom(t *testing.T, in io.Reader, cfg ring.ReplayConfig) replayResult {
