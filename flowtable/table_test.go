@@ -498,3 +498,64 @@ func TestHorizon(t *testing.T) {
 		}
 	}
 }
+
+// TestPortReuseKeepsPrev: a SYN that reuses a 4-tuple the table still
+// holds carries the old connection's end with it, however many other
+// connections end before the server answers with its TIME_WAIT ACK. It
+// once went through the table's small memory of ended connections, where
+// another reuse of a 4-tuple with the same slot overwrote it: a
+// port_reuse_rejected went unreported in one replay of 24.
+func TestPortReuseKeepsPrev(t *testing.T) {
+	tb, _ := newTable(t, 64)
+	slot := func(port uint16) uint64 {
+		p := seg(cli, port, srv, 80, S, 0, 0, 0)
+		var pr Probe
+		tb.Probe(&p, &pr)
+		return pr.hash & uint64(len(tb.recent)-1)
+	}
+	other := uint16(0)
+	for port := uint16(5001); port != 0; port++ {
+		if slot(port) == slot(5000) {
+			other = port
+			break
+		}
+	}
+	if other == 0 {
+		t.Fatal("no port shares 5000's slot")
+	}
+	var ts int64
+	closed := func(port uint16) int64 {
+		for _, p := range []decode.Packet{
+			seg(cli, port, srv, 80, S, 100, 0, 0),
+			seg(srv, 80, cli, port, SA, 900, 101, 0),
+			seg(cli, port, srv, 80, A, 101, 901, 0),
+			seg(srv, 80, cli, port, FA, 901, 101, 0),
+			seg(cli, port, srv, 80, FA, 101, 902, 0),
+			seg(srv, 80, cli, port, A, 902, 102, 0),
+		} {
+			ts += 1000
+			tb.Packet(&p, ts)
+		}
+		return ts
+	}
+	end := closed(5000)
+	closed(other)
+	ts += sec / 3
+	synAt := ts
+	for _, port := range []uint16{5000, other} {
+		p := seg(cli, port, srv, 80, S, 50, 0, 0)
+		tb.Packet(&p, ts)
+		ts += 1000
+	}
+	ack := seg(srv, 80, cli, 5000, A, 902, 102, 0)
+	c, got := tb.Packet(&ack, ts)
+	if !got.Has(SegAckToSYN) {
+		t.Fatalf("seg %b, want the ACK to the SYN", got)
+	}
+	if c.Prev.EndTS == 0 || c.SynTS != synAt {
+		t.Fatalf("prev %+v syn at %d: the old connection (ended at %d) is forgotten", c.Prev, c.SynTS, end)
+	}
+	if c.Prev.EndTS != end-2000 { // the server's FIN
+		t.Fatalf("prev ended at %d, want %d: the old connection's first FIN", c.Prev.EndTS, end-2000)
+	}
+}

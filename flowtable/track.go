@@ -66,8 +66,12 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 				t.stats.Reused++
 				t.leave(c, s, EvictReused)
 				c, _ = t.upsert(k, pr.hash)
-				// Looked up only if the server answers with a bare ACK.
-				t.rememberPrev(pr.hash, fromA, prev)
+				// Kept in the new connection, not in the table's
+				// memory of ended ones, where another 4-tuple with the
+				// same slot could overwrite it before the server
+				// answers. upsert has just zeroed the whole Conn, so
+				// this costs no cache miss.
+				c.Prev = prev
 				created = true
 			}
 		}
