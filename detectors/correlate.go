@@ -126,8 +126,7 @@ func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {
 		c.wm[i] = math.MinInt64
 	}
 	c.items = newTimeQueue(256)
-	c.facts.items = make([]Fact, 0, queueInit)
-	c.facts.free = make([]int32, 0, queueInit)
+	c.facts.reserve(queueInit)
 	c.servers = newAggTable[endpointKey, serverState](ServerTableSize, nil)
 	c.clocks = newAggTable[pairKey, tsClock](ClockTableSize, nil)
 	c.pairSeed = randomSeed()
@@ -248,11 +247,11 @@ func (c *Correlator) process(q qitem) {
 	}
 	c.expireFolds(c.clock)
 	if q.ev >= 0 {
-		c.event(&c.evs.items[q.ev])
+		c.event(c.evs.at(q.ev))
 		c.evs.release(q.ev)
 		return
 	}
-	f := &c.facts.items[q.fact]
+	f := c.facts.at(q.fact)
 	switch f.Kind {
 	case FactSYN:
 		c.synFact(f)

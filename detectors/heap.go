@@ -1,5 +1,7 @@
 package detectors
 
+import "slices"
+
 // minHeap is a binary min-heap (container/heap would box every element
 // in an interface: an allocation each).
 type minHeap[T interface{ less(*T) bool }] []T
@@ -54,21 +56,46 @@ func (h minHeap[T]) down(i int) {
 	}
 }
 
-// slab holds queued values by index, reusing released slots.
+// slab holds queued values by index, reusing released slots. Its
+// values lie in chunks of slabChunk, so growing it never copies or clears
+// what it holds: at 1M flows the Correlator's facts grew to hundreds of
+// thousands, and doubling one slice for them cost it 12% of its CPU.
 type slab[T any] struct {
-	items []T
-	free  []int32
+	chunks [][]T
+	n      int32 // slots ever used: the next fresh index
+	free   []int32
 }
 
-func (s *slab[T]) put(v *T) int32 {
-	if n := len(s.free); n > 0 {
-		i := s.free[n-1]
-		s.free = s.free[:n-1]
-		s.items[i] = *v
-		return i
+const (
+	slabBits  = 12
+	slabChunk = 1 << slabBits
+)
+
+// reserve makes room for n values without allocating later.
+func (s *slab[T]) reserve(n int) {
+	for len(s.chunks)*slabChunk < n {
+		s.chunks = append(s.chunks, make([]T, slabChunk))
 	}
-	s.items = append(s.items, *v)
-	return int32(len(s.items) - 1)
+	s.free = slices.Grow(s.free, n)
+}
+
+// at returns the value in slot i.
+func (s *slab[T]) at(i int32) *T { return &s.chunks[i>>slabBits][i&(slabChunk-1)] }
+
+func (s *slab[T]) put(v *T) int32 {
+	var i int32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		i = s.n
+		if int(i>>slabBits) == len(s.chunks) {
+			s.chunks = append(s.chunks, make([]T, slabChunk))
+		}
+		s.n++
+	}
+	*s.at(i) = *v
+	return i
 }
 
 func (s *slab[T]) release(i int32) { s.free = append(s.free, i) }

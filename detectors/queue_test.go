@@ -124,3 +124,56 @@ func BenchmarkTimeQueue(b *testing.B) {
 		})
 	}
 }
+
+// TestSlab: values put in the slab stay where their index says while
+// others come and go, across many chunks, and it allocates only when it
+// holds more than ever before.
+func TestSlab(t *testing.T) {
+	var s slab[Fact]
+	s.reserve(100)
+	model := map[int32]uint64{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var id uint64
+	for range 200_000 {
+		if len(model) > 0 && rng.IntN(3) == 0 {
+			for i, want := range model { // any one
+				if got := s.at(i).FlowID; got != want {
+					t.Fatalf("slot %d holds %d, want %d", i, got, want)
+				}
+				s.release(i)
+				delete(model, i)
+				break
+			}
+			continue
+		}
+		id++
+		i := s.put(&Fact{FlowID: id})
+		if _, dup := model[i]; dup {
+			t.Fatalf("slot %d handed out twice", i)
+		}
+		model[i] = id
+	}
+	if len(model) < 2*slabChunk {
+		t.Fatalf("only %d values held: the test should span chunks", len(model))
+	}
+	for i, want := range model {
+		if got := s.at(i).FlowID; got != want {
+			t.Fatalf("slot %d holds %d, want %d", i, got, want)
+		}
+	}
+	held := make([]int32, 0, len(model))
+	for i := range model {
+		held = append(held, i)
+	}
+	n := testing.AllocsPerRun(10, func() {
+		for _, i := range held {
+			s.release(i)
+		}
+		for j := range held {
+			held[j] = s.put(&Fact{})
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations refilling the slab to its high-water mark", n)
+	}
+}
