@@ -77,6 +77,9 @@ func TestQuickRun(t *testing.T) {
 				if c.Child.MaxRSS <= 0 || c.RSSPeak < c.RSSBefore || c.Elapsed <= 0 {
 					t.Errorf("%s, %d workers: RSS %d (before %d, peak %d), elapsed %v", f.Name, w, c.Child.MaxRSS, c.RSSBefore, c.RSSPeak, c.Elapsed)
 				}
+				if c.Setup <= 0 || c.Setup >= c.Elapsed {
+					t.Errorf("%s, %d workers: setup %v of %v", f.Name, w, c.Setup, c.Elapsed)
+				}
 			}
 		}
 		if f.Gopacket == nil || f.Gopacket.Packets != f.Gen.Packets {
