@@ -20,7 +20,7 @@ import (
 )
 
 // loadBatch reads a whole capture (maybe gzipped) into a batch of frames.
-func loadBatch(t *testing.T, name string) *ring.Batch {
+func loadBatch(t testing.TB, name string) *ring.Batch {
 	t.Helper()
 	f, err := os.Open(name)
 	if err != nil {
@@ -136,7 +136,7 @@ func newTestWorker(t *testing.T, got *[]detectors.Event) *Worker {
 // storyBatches is every detector's story in batches: real frames with
 // handshakes, data, FIN, RST/ACK, unanswered SYNs, IPv6, VLAN and QinQ,
 // Ethernet and Linux SLL2, laid out one after the other in packet time.
-func storyBatches(t *testing.T) []*ring.Batch {
+func storyBatches(t testing.TB) []*ring.Batch {
 	batches := []*ring.Batch{
 		loadBatch(t, "../../../testdata/demo.pcap"),
 		loadBatch(t, "../../../testdata/refused_any.pcap"),
@@ -432,5 +432,28 @@ func TestFanoutHash(t *testing.T) {
 	}
 	if _, ok := h([]byte{1, 2, 3}, ring.LinkTypeEthernet); ok {
 		t.Error("a 3-byte frame hashed")
+	}
+}
+
+// BenchmarkFanoutHash: the replay reader's cost per frame to pick a
+// worker, over every detector's story (IPv4 and IPv6, VLAN and QinQ).
+func BenchmarkFanoutHash(b *testing.B) {
+	var frames [][]byte
+	var links []ring.LinkType
+	for _, bt := range storyBatches(b) {
+		for i := range bt.N {
+			frames, links = append(frames, bt.Frames[i]), append(links, bt.Link)
+		}
+	}
+	h := fanoutHash(0x5eed)
+	var sum uint64
+	b.ResetTimer()
+	for i := range b.N {
+		j := i % len(frames)
+		v, _ := h(frames[j], links[j])
+		sum += v
+	}
+	if sum == 1 {
+		b.Log(sum) // keeps the calls
 	}
 }
