@@ -19,8 +19,8 @@ import (
 // liveResults is what bench/live -json writes, with its own report.
 type liveResults struct {
 	report.LiveResults
-	Markdown string `json:"-"` // bench/live's Markdown report
-	Command  string `json:"-"`
+	Markdown string // bench/live's Markdown report (kept, so that -render can write it again)
+	Command  string
 }
 
 // runLive runs bench/live from the module's root and reads its results;

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,11 +62,15 @@ func mainErr(ctx context.Context, args []string) error {
 	liveArgs := fs.String("live-args", "", "extra flags for bench/live, space-separated (e.g. \"-repeat 5\")")
 	profile := fs.Bool("profile", false, "print the top of the CPU profile of every capture's 1-worker replay")
 	quick := fs.Bool("quick", false, "smoke run: small captures, one replay per case")
+	render := fs.String("render", "", "measure nothing: write the report again from the results.json of an earlier run, beside it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *render != "" {
+		return rerender(*render)
 	}
 	cfg := defaultConfig()
 	if *quick {
@@ -115,6 +120,38 @@ func mainErr(ctx context.Context, args []string) error {
 				fmt.Printf("## %s: top of the CPU profile, 1 worker\n%s\n", f.Name, f.Profile)
 			}
 		}
+	}
+	fmt.Fprintln(os.Stderr, "suite: wrote", filepath.Join(dir, "report.md"))
+	return nil
+}
+
+// rerender writes the report of the results in file name again, in its
+// directory: after a change to the report's wording, without measuring
+// for 20 minutes.
+func rerender(name string) error {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %v", name, err)
+	}
+	if res.Standard == nil {
+		return fmt.Errorf("%s: no standard capture: not the results of a suite run", name)
+	}
+	cfg := defaultConfig()
+	cfg.Workers = cfg.Workers[:0]
+	for w := range res.Standard.Replays {
+		cfg.Workers = append(cfg.Workers, w)
+	}
+	slices.Sort(cfg.Workers)
+	if len(cfg.Workers) > 0 {
+		cfg.Repeat = len(res.Standard.Replays[cfg.Workers[0]])
+	}
+	dir := filepath.Dir(name)
+	if err := writeReport(dir, &res, cfg); err != nil {
+		return err
 	}
 	fmt.Fprintln(os.Stderr, "suite: wrote", filepath.Join(dir, "report.md"))
 	return nil

@@ -51,7 +51,7 @@ func goals(r *results) []goal {
 		g := goal{ID: "memwall", What: fmt.Sprintf("memory wall: ns/packet, 1 worker, %s concurrent flows ÷ one dependent random access", levelName(big.Level)), Target: fmt.Sprintf("≤ %.1f", goalMemWall)}
 		if m, ok := big.Median(1); ok && mem > 0 {
 			ratio := m.NsPerPacket() / mem
-			g.Measured = fmt.Sprintf("%.0f ns ÷ %.0f ns = %.2f", m.NsPerPacket(), mem, ratio)
+			g.Measured = fmt.Sprintf("%.0f ns ÷ %.0f ns = %.2f (counting setup: %.0f ns, %.2f)", m.NsPerPacket(), mem, ratio, big.WholeNs(1), big.WholeNs(1)/mem)
 			g.Known, g.Met = true, ratio <= goalMemWall
 		}
 		out = append(out, g)
@@ -61,7 +61,7 @@ func goals(r *results) []goal {
 	two, ok2 := std.Median(2)
 	g := goal{ID: "pps", What: fmt.Sprintf("cache-resident: packets/s, 1 worker, %s concurrent flows", levelName(std.Level)), Target: "≥ " + report.Rate(goalPPS)}
 	if ok1 {
-		g.Measured, g.Known, g.Met = report.Rate(one.PPS()), true, one.PPS() >= goalPPS
+		g.Measured, g.Known, g.Met = fmt.Sprintf("%s (counting setup: %s)", report.Rate(one.PPS()), report.Rate(1e9/std.WholeNs(1))), true, one.PPS() >= goalPPS
 	}
 	out = append(out, g)
 	g = goal{ID: "gopacket", What: "cache-resident: × a gopacket.NewPacket decode + Go map reader, same file", Target: fmt.Sprintf("≥ %.0f×", goalVsGopacket)}
@@ -238,9 +238,10 @@ func writeReport(dir string, r *results, cfg config) error {
 				c.EvictedFull, c.Late, c.Events, len(c.Missing), len(c.Extra))
 		}
 	}
-	p("\nPackets/s, ns/packet and flows/s count from the end of *setup* (building\n")
-	p("the flow tables, and faulting in the detectors' bounded tables, about 90 MB) comes\n")
-	p("before the first packet, once per run, and is given apart.\n")
+	p("\nPackets/s, ns/packet and flows/s count from the end of *setup*: building the flow\n")
+	p("tables and faulting in the detectors' bounded tables (about 90 MB), once per run,\n")
+	p("before the first packet. It is given apart; on this VM it is mostly the first touch\n")
+	p("of fresh memory (docs/performance.md).\n")
 	p("Peak RSS is the replay process's (the capture in memory included); RSS growth is\n")
 	p("what the replay added to it (flow tables, detector state, buffers). Out of order:\n")
 	p("items the correlator handled before their turn because its queue was full.\n")
@@ -354,7 +355,8 @@ func sortedKeys(m map[string]string) []string {
 	return k
 }
 
-// demoteHeadings pushes Markdown headings one level down, under ours.
+// demoteHeadings pushes Markdown headings two levels down, under our
+// "## Live capture".
 func demoteHeadings(md string) string {
 	lines := strings.Split(md, "\n")
 	for i, l := range lines {

@@ -156,6 +156,18 @@ func (f *fileResult) Median(w int) (caseRun, bool) {
 	return rs[len(rs)/2], true
 }
 
+// WholeNs is the median of w workers' replays in ns per packet counting
+// setup too (Elapsed ÷ Packets), the way reports before Setup measured.
+func (f *fileResult) WholeNs(w int) float64 {
+	var ns []float64
+	for _, c := range f.Replays[w] {
+		if c.Packets > 0 {
+			ns = append(ns, float64(c.Elapsed.Nanoseconds())/float64(c.Packets))
+		}
+	}
+	return report.Median(ns)
+}
+
 // Perfect reports whether every replay of the file found exactly the
 // truth.
 func (f *fileResult) Perfect() bool {

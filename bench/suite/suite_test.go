@@ -110,6 +110,17 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s: %v", svg, err)
 		}
 	}
+	// -render writes the same report from the results alone.
+	again := filepath.Join(t.TempDir(), "results.json")
+	if err := os.WriteFile(again, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := mainErr(ctx, []string{"-render", again}); err != nil {
+		t.Fatal(err)
+	}
+	if md2, err := os.ReadFile(filepath.Join(filepath.Dir(again), "report.md")); err != nil || string(md2) != string(md) {
+		t.Errorf("-render wrote another report (%v):\n%s", err, md2)
+	}
 }
 
 func TestStages(t *testing.T) {
