@@ -78,8 +78,9 @@ type replayResult struct {
 }
 
 // Running is the replay's wall time once its pipeline is built: Elapsed
-// without Setup, a constant of 70-290 ms here that would otherwise weigh
-// 5-20% in a replay of a second and a half.
+// without Setup, which took 63-537 ms here whatever the capture (mostly
+// the first touch of fresh memory) and would otherwise weigh up to 30%
+// in a replay of a second.
 func (r replayResult) Running() time.Duration {
 	if r.Setup > 0 && r.Setup < r.Elapsed {
 		return r.Elapsed - r.Setup
