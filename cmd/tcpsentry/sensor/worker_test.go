@@ -217,7 +217,7 @@ func TestProcessAllocatesNothing(t *testing.T) {
 
 // TestReplayWorkersAgree: the events of a replay do not depend on the
 // number of workers, nor on whether the capture is read as a stream or
-// from memory (frames handed on in place).
+// from memory (frames handed on in place). Setup is a part of Elapsed.
 func TestReplayWorkersAgree(t *testing.T) {
 	data, err := os.ReadFile("../../../testdata/refused_any.pcap")
 	if err != nil {
@@ -233,6 +233,9 @@ func TestReplayWorkersAgree(t *testing.T) {
 			}
 			if got := bytes.Count(out.Bytes(), []byte("\n")); uint64(got) != s.EventsTotal() {
 				t.Fatalf("%d lines for %d events", got, s.EventsTotal())
+			}
+			if s.Setup <= 0 || s.Setup >= s.Elapsed {
+				t.Fatalf("setup %v of %v", s.Setup, s.Elapsed)
 			}
 			sums = append(sums, s)
 		}
