@@ -1,8 +1,10 @@
 package ring
 
 import (
+	"context"
 	"errors"
 	"io"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,6 +251,9 @@ func (r *Replay) start() {
 // run is the reader goroutine.
 func (r *Replay) run() {
 	defer r.wg.Done()
+	// Its own label in CPU profiles (pprof -tags): it starts from the
+	// first worker that asks for frames and would carry that one's.
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("role", "replay reader")))
 	err := r.pump()
 	r.mu.Lock()
 	r.err = err

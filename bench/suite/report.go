@@ -300,6 +300,12 @@ func writeReport(dir string, r *results, cfg config) error {
 		for _, s := range f.Stages {
 			p("| %s | %.0f | %.1f%% |\n", s.Name, s.NsPerPacket, 100*s.Share)
 		}
+		if len(f.Roles) > 0 {
+			p("\nThe same samples by goroutine:\n\n| goroutine | CPU ns/packet | share |\n|---|---:|---:|\n")
+			for _, s := range f.Roles {
+				p("| %s | %.0f | %.1f%% |\n", s.Name, s.NsPerPacket, 100*s.Share)
+			}
+		}
 	}
 
 	if len(r.Flat) == 2 {

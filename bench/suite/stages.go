@@ -87,3 +87,52 @@ func topLines(top string, n int) string {
 	}
 	return b.String()
 }
+
+// roles splits the CPU of a profile by goroutine: the "role" labels the
+// sensor and the replay reader give their goroutines, read from `go tool
+// pprof -tags`. Samples without a role (setup on the caller's goroutine,
+// the Go runtime's own) are "other". packets is the replay's count.
+func roles(tags string, packets uint64) []stage {
+	var out []stage
+	var labeled, total time.Duration
+	in := false
+	for _, line := range strings.Split(tags, "\n") {
+		t := strings.TrimSpace(line)
+		if name, ok := strings.CutPrefix(t, "role:"); ok {
+			in = true
+			// " Total 2.39s of 2.82s (84.75%)"
+			if f := strings.Fields(name); len(f) >= 4 && f[0] == "Total" && f[2] == "of" {
+				total, _ = time.ParseDuration(f[3])
+			}
+			continue
+		}
+		if !in {
+			continue
+		}
+		// "1.37s (48.58%): worker"
+		d, rest, ok := strings.Cut(t, " ")
+		_, name, ok2 := strings.Cut(rest, "): ")
+		cpu, err := time.ParseDuration(d)
+		if !ok || !ok2 || err != nil {
+			in = false // the next key's section, or the end
+			continue
+		}
+		out = append(out, stage{Name: name, CPU: cpu})
+		labeled += cpu
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if total > labeled {
+		out = append(out, stage{Name: "other: setup on the caller's goroutine, Go runtime", CPU: total - labeled})
+	}
+	for i := range out {
+		if total > 0 {
+			out[i].Share = float64(out[i].CPU) / float64(total)
+		}
+		if packets > 0 {
+			out[i].NsPerPacket = float64(out[i].CPU.Nanoseconds()) / float64(packets)
+		}
+	}
+	return out
+}

@@ -126,6 +126,7 @@ type fileResult struct {
 	PeerSkip string            `json:",omitempty"` // why the peers did not run
 	PeerErrs map[string]string `json:",omitempty"`
 	Stages   []stage           // CPU by stage of a profiled 1-worker replay
+	Roles    []stage           // the same CPU by goroutine
 	Profile  string            `json:",omitempty"` // the top of that profile
 }
 
@@ -353,6 +354,11 @@ func (s *suite) profile(ctx context.Context, f *fileResult, name string, flows i
 		return err
 	}
 	f.Stages = stages(top, r.Packets)
+	tags, err := pprofRun(ctx, "-tags", prof)
+	if err != nil {
+		return err
+	}
+	f.Roles = roles(tags, r.Packets)
 	f.Profile = topLines(top, 25)
 	return nil
 }
@@ -407,11 +413,16 @@ func generate(name string, o workload.Options) (workload.Stats, error) {
 
 // pprofTop is `go tool pprof -top` of a profile, every function.
 func pprofTop(ctx context.Context, prof string) (string, error) {
+	return pprofRun(ctx, "-top", "-nodecount=100000", prof)
+}
+
+// pprofRun is the output of `go tool pprof args...`.
+func pprofRun(ctx context.Context, args ...string) (string, error) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return "", errors.New("the profile needs the go command (go tool pprof): " + err.Error())
 	}
-	out, err := exec.CommandContext(ctx, gobin, "tool", "pprof", "-top", "-nodecount=100000", prof).Output()
+	out, err := exec.CommandContext(ctx, gobin, append([]string{"tool", "pprof"}, args...)...).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,9 @@ func TestQuickRun(t *testing.T) {
 	}
 	if len(r.Standard.Stages) == 0 {
 		t.Error("no stages from the standard capture's profile")
+	}
+	if len(r.Standard.Roles) == 0 || r.Standard.Roles[0].Name != "worker" {
+		t.Errorf("the standard capture's profile by goroutine: %+v, want the worker first", r.Standard.Roles)
 	}
 	if len(r.Memref.Rounds) != 3 || r.MemNs() <= 0 || len(r.MemrefHuge.Rounds) != 3 {
 		t.Errorf("memory wall rounds %v, in huge pages %v", r.Memref.Rounds, r.MemrefHuge.Rounds)
@@ -215,5 +219,33 @@ func TestGoals(t *testing.T) {
 		if !ok || got != w {
 			t.Errorf("%s: met %v (measured %v), want %v", k, got, ok, w)
 		}
+	}
+}
+
+func TestRoles(t *testing.T) {
+	tags := ` role: Total 2.39s of 2.82s (84.75%)
+       1.37s (48.58%): worker
+       500ms (17.73%): replay reader
+       280ms ( 9.93%): correlator and publisher
+       240ms ( 8.51%): faulting in the flow table
+
+ other: Total 1s of 2.82s (35.46%)
+          1s (35.46%): x
+`
+	got := roles(tags, 1_000_000)
+	want := []struct {
+		name string
+		ns   float64
+	}{{"worker", 1370}, {"replay reader", 500}, {"correlator and publisher", 280}, {"faulting in the flow table", 240}, {"other: setup on the caller's goroutine, Go runtime", 430}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Name != w.name || math.Abs(got[i].NsPerPacket-w.ns) > 0.5 {
+			t.Errorf("role %d: %+v, want %s at %v ns/packet", i, got[i], w.name, w.ns)
+		}
+	}
+	if roles("no labels here", 1) != nil {
+		t.Error("roles from a profile without labels")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,6 +228,7 @@ func (p *pipeline) run(cpus []int, failed func(), log *slog.Logger) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			setRole("worker")
 			if len(cpus) > 0 {
 				if err := ring.PinThread(cpus[i%len(cpus)]); err != nil && log != nil {
 					log.Warn("worker runs unpinned", "worker", i, "cpu", cpus[i%len(cpus)], "error", err.Error())
@@ -560,6 +562,13 @@ func endpointHash(a *[16]byte, port uint16, seed, k1, k2 uint64) uint64 {
 	return (binary.LittleEndian.Uint64(a[:8])^seed)*k1 + (binary.LittleEndian.Uint64(a[8:])+uint64(port))*k2
 }
 
+// setRole labels the calling goroutine, and those it starts, in CPU
+// profiles (pprof -tags role): the benchmark splits a replay's CPU by
+// goroutine with it. A label costs nothing while no profile is taken.
+func setRole(role string) {
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("role", role)))
+}
+
 // mix64 is the murmur3 finalizer: every input bit moves every output bit.
 func mix64(x uint64) uint64 {
 	x ^= x >> 33
@@ -630,6 +639,7 @@ func newPublisher(cfg Config, out io.Writer, workers int) *publisher {
 	var once sync.Once
 	p.abort = func() { once.Do(func() { close(stop) }) }
 	go func() {
+		setRole("correlator and publisher")
 		for !p.cor.Done() {
 			var b *detectors.Batch
 			select {

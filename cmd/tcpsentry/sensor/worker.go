@@ -91,6 +91,7 @@ func (w *Worker) startPopulate() {
 	perCall := max(1, ring.HugePageSize/size)
 	p.req = make(chan [2]int, 1)
 	go func(req <-chan [2]int) {
+		setRole("faulting in the flow table")
 		ok := true
 		for r := range req {
 			for lo := r[0]; ok && lo < r[1]; lo += perCall {
