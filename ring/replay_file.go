@@ -368,15 +368,10 @@ func (c *capReader) nextPcap() (data []byte, ts int64, wire int, err error) {
 	if len(hdr) < pcapRecordLen {
 		return nil, 0, 0, c.peekFailed(off, len(hdr), 0, err)
 	}
-	caplen := c.order.Uint32(hdr[8:12])
-	wirelen := c.order.Uint32(hdr[12:16])
-	if caplen > MaxFrameLen {
-		return nil, 0, 0, c.corrupt(off, "capture length %d exceeds the %d-byte maximum", caplen, MaxFrameLen)
+	n, wirelen, err := c.pcapRecord(hdr, off)
+	if err != nil {
+		return nil, 0, 0, err
 	}
-	if caplen > wirelen {
-		return nil, 0, 0, c.corrupt(off, "capture length %d exceeds the original length %d", caplen, wirelen)
-	}
-	n := pcapRecordLen + int(caplen)
 	rec, err := c.br.Peek(n)
 	if len(rec) < n {
 		return nil, 0, 0, c.peekFailed(off, len(rec), 0, err)
@@ -384,10 +379,29 @@ func (c *capReader) nextPcap() (data []byte, ts int64, wire int, err error) {
 	// The whole record is checked and buffered: take the frame from the
 	// read-ahead buffer, where it stays until the next read, rather than
 	// have pcapgo copy it (the reader goroutine's largest cost).
-	sec, frac := c.order.Uint32(rec[0:4]), c.order.Uint32(rec[4:8])*c.fracNanos
 	_, _ = c.br.Discard(n) // buffered: cannot fail
 	c.records++
-	return rec[pcapRecordLen:n:n], int64(sec)*1e9 + int64(frac), int(wirelen), nil
+	return rec[pcapRecordLen:n:n], c.pcapTime(rec), wirelen, nil
+}
+
+// pcapRecord checks the lengths in the record header hdr, at file offset
+// off, and returns the whole record's length and the frame's on the wire.
+func (c *capReader) pcapRecord(hdr []byte, off int64) (n, wire int, err error) {
+	caplen := c.order.Uint32(hdr[8:12])
+	wirelen := c.order.Uint32(hdr[12:16])
+	if caplen > MaxFrameLen {
+		return 0, 0, c.corrupt(off, "capture length %d exceeds the %d-byte maximum", caplen, MaxFrameLen)
+	}
+	if caplen > wirelen {
+		return 0, 0, c.corrupt(off, "capture length %d exceeds the original length %d", caplen, wirelen)
+	}
+	return pcapRecordLen + int(caplen), int(wirelen), nil
+}
+
+// pcapTime is the capture time in the record header hdr, in nanoseconds.
+func (c *capReader) pcapTime(hdr []byte) int64 {
+	sec, frac := c.order.Uint32(hdr[0:4]), c.order.Uint32(hdr[4:8])*c.fracNanos
+	return int64(sec)*1e9 + int64(frac)
 }
 
 // nextPcapMem is nextPcap for a file in memory: the frame returned lies
@@ -399,23 +413,17 @@ func (c *capReader) nextPcapMem() (data []byte, ts int64, wire int, err error) {
 		c.truncated = len(rec) > 0
 		return nil, 0, 0, io.EOF
 	}
-	caplen := c.order.Uint32(rec[8:12])
-	wirelen := c.order.Uint32(rec[12:16])
-	if caplen > MaxFrameLen {
-		return nil, 0, 0, c.corrupt(int64(off), "capture length %d exceeds the %d-byte maximum", caplen, MaxFrameLen)
+	n, wirelen, err := c.pcapRecord(rec, int64(off))
+	if err != nil {
+		return nil, 0, 0, err
 	}
-	if caplen > wirelen {
-		return nil, 0, 0, c.corrupt(int64(off), "capture length %d exceeds the original length %d", caplen, wirelen)
-	}
-	n := pcapRecordLen + int(caplen)
 	if len(rec) < n {
 		c.truncated = true
 		return nil, 0, 0, io.EOF
 	}
-	sec, frac := c.order.Uint32(rec[0:4]), c.order.Uint32(rec[4:8])*c.fracNanos
 	c.memOff += n
 	c.records++
-	return rec[pcapRecordLen:n:n], int64(sec)*1e9 + int64(frac), int(wirelen), nil
+	return rec[pcapRecordLen:n:n], c.pcapTime(rec), wirelen, nil
 }
 
 // walkState is what a look at the blocks ahead found.

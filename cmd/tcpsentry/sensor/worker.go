@@ -61,12 +61,13 @@ type Worker struct {
 // table before the worker first touches it (ring.PopulatePages), a chunk
 // ahead of the slots in use. A new connection in a fresh slot would
 // otherwise stop the worker for a page fault, and in a huge page for the
-// zeroing of 2 MiB: on this VM faulting in 384 MiB took 1.07 s in huge
-// pages (0.17 s in 4 KiB pages, which cost a page walk on nearly every
-// later read), and at a million flows the faults were 13% of a replay's
-// time (1.45 s of 11 s). The index and the cache of ended connections are
-// read at random places, so they cannot be faulted in ahead: they fault
-// in as they are touched, a few dozen huge pages in all.
+// zeroing of 2 MiB: on this VM, which hands free memory back to its host
+// (page reporting), faulting in 384 MiB of fresh memory took 1.07 s in
+// huge pages (0.17 s in 4 KiB pages, which cost a page walk on nearly
+// every later read), and at a million flows the faults were 13% of a
+// replay's time (1.45 s of 11 s). The index and the cache of ended
+// connections are read at random places, so they cannot be faulted in
+// ahead: they fault in as they are touched, a few dozen huge pages in all.
 //
 // A sensor that was up for a while has touched its table already; a
 // burst of new connections then costs what it costs later. The goroutine
@@ -177,10 +178,10 @@ type pktGroup struct {
 // of short exchanges it was faster (0.72-0.88 s against 0.98-1.10 s);
 // at a million, timed within one replay, neither was faster beyond the
 // noise (333 and 379 ns per packet against 335 and 344). So the worker
-// times both: at the start of
-// every round of tuneRound batches it alternates them for tuneTrial
-// batches and keeps the faster for the rest. Both give the same results;
-// only speed differs. Below pipelineFlows flows it never reads ahead.
+// times both: at the start of every round of tuneRound batches it
+// alternates them for tuneTrial batches and keeps the faster for the
+// rest. Both give the same results; only speed differs. Below
+// pipelineFlows flows it never reads ahead.
 const (
 	pipelineFlows = 1 << 13
 	tuneRound     = 256
