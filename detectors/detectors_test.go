@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -243,6 +244,56 @@ func TestPortReuseRejectedAfterEviction(t *testing.T) {
 	}
 	if v, _ := evs[0].Lookup(EvSincePreviousMs); v < 19990 || v > 20000 {
 		t.Errorf("since_previous_ms %d", v)
+	}
+}
+
+// TestPortReuseRejectedUnremembered: the sensor never saw the old
+// connection (the capture began in its TIME_WAIT, or the table's memory of
+// ended connections lost it). The bare ACK answering the SYN is the
+// evidence, and its TSecr, the old connection's last TSval as the server
+// echoes it, decides the cause; how long ago the old one ended is unknown.
+func TestPortReuseRejectedUnremembered(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		ts         bool   // the SYN and the ACK carry timestamps
+		tsecr      uint32 // the ACK's
+		cause      Cause
+		previousTS int64
+	}{
+		{"paws", true, 500003, CauseTimeWaitPAWS, 500003},
+		{"seq", true, 900, CauseTimeWaitSeq, 900},
+		{"no timestamps", false, 0, CauseTimeWaitSeq, -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			syn := seg(cli, 40002, srv, 80, S, 90000, 0, 0)
+			ack := seg(srv, 80, cli, 40002, A, 7002, 102, 0)
+			if c.ts {
+				syn = withTS(syn, 1000)
+				ack = withTS(ack, 12)
+				ack.TSecr = c.tsecr
+			}
+			h.send(syn, 0)
+			h.send(ack, 1e5)
+			evs := h.end()
+			if len(evs) != 1 || evs[0].Type != TypePortReuseRejected || evs[0].Cause != c.cause {
+				t.Fatalf("events %+v", evs)
+			}
+			e := &evs[0]
+			if v, ok := e.Lookup(EvSincePreviousMs); ok {
+				t.Errorf("since_previous_ms %d; the old connection is unknown", v)
+			}
+			if v, ok := e.Lookup(EvPreviousTSval); ok != c.ts || ok && v != c.previousTS {
+				t.Errorf("previous_tsval %d, %v; want %d", v, ok, c.previousTS)
+			}
+			if v, _ := e.Lookup(EvAck); v != 102 {
+				t.Errorf("ack %d", v)
+			}
+			msg := string(AppendMessage(nil, e))
+			if !strings.Contains(msg, "bare ACK for an earlier connection") || strings.Contains(msg, " 0 ms") {
+				t.Errorf("message %q", msg)
+			}
+		})
 	}
 }
 

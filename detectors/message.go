@@ -141,9 +141,13 @@ func AppendMessage(dst []byte, e *Event) []byte {
 		server()
 		s(" answered a new SYN from client ")
 		client()
-		s(" with a bare ACK, ")
-		num(ev(EvSincePreviousMs))
-		s(" ms after the previous connection on that port pair ended: its TIME_WAIT rejected it")
+		if d, ok := e.Lookup(EvSincePreviousMs); ok {
+			s(" with a bare ACK, ")
+			num(d)
+			s(" ms after the previous connection on that port pair ended: its TIME_WAIT rejected it")
+		} else {
+			s(" with a bare ACK for an earlier connection on that port pair (its end is out of the sensor's memory): its TIME_WAIT rejected it")
+		}
 		if e.Cause == CauseTimeWaitPAWS {
 			s(" because the SYN's timestamp was older (PAWS; NAT reusing ports)")
 		}

@@ -225,8 +225,17 @@ func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
 // connection's TIME_WAIT — instead of a SYN/ACK (seeds/001 as today's
 // kernels show it). A TSval below the old connection's last one is the
 // PAWS reject of a NAT reusing ports.
+//
+// The sensor may no longer know the old connection: it left the table 10 s
+// after its end and its place in the table's memory of ended connections
+// was taken, or the capture began after it. The bare ACK itself is then
+// the evidence: a server acknowledges something other than the SYN only
+// for a connection it still holds on the 4-tuple, and its TSecr echoes the
+// last TSval it took from that connection's client (Linux's tw_ts_recent,
+// what its PAWS check compares the SYN with; testdata/seed001.pcap #84).
 func (s *Set) portReuseRejected(c *flowtable.Conn, p *decode.Packet, ts, at int64) {
-	if c.Prev.EndTS == 0 || c.SynTS-c.Prev.EndTS >= portReuseWindow {
+	known := c.Prev.EndTS != 0
+	if known && c.SynTS-c.Prev.EndTS >= portReuseWindow {
 		return
 	}
 	var e Event
@@ -236,15 +245,21 @@ func (s *Set) portReuseRejected(c *flowtable.Conn, p *decode.Packet, ts, at int6
 	e.Severity = SeverityWarning
 	e.Start, e.End = c.SynTS, ts
 	cl := &c.Side[flowtable.Client]
+	prevTS, hasPrevTS := c.Prev.TSval, c.Prev.HasTS
+	if !known && p.Opts&decode.OptTimestamp != 0 {
+		prevTS, hasPrevTS = p.TSecr, true
+	}
 	e.Cause = CauseTimeWaitSeq
-	if cl.Has(flowtable.SideTS) && c.Prev.HasTS {
-		if int32(cl.TSval-c.Prev.TSval) < 0 {
+	if cl.Has(flowtable.SideTS) && hasPrevTS {
+		if int32(cl.TSval-prevTS) < 0 {
 			e.Cause = CauseTimeWaitPAWS
 		}
 		e.AddEvidence(EvTSval, int64(cl.TSval))
-		e.AddEvidence(EvPreviousTSval, int64(c.Prev.TSval))
+		e.AddEvidence(EvPreviousTSval, int64(prevTS))
 	}
-	e.AddEvidence(EvSincePreviousMs, ms(c.SynTS-c.Prev.EndTS))
+	if known {
+		e.AddEvidence(EvSincePreviousMs, ms(c.SynTS-c.Prev.EndTS))
+	}
 	e.AddEvidence(EvAck, int64(p.Ack))
 	s.emit(&e)
 }

@@ -260,21 +260,35 @@ func (in *inst) build(kind Kind, t int64) {
 		// seeds/001 on today's kernels: the server closed first and
 		// holds TIME_WAIT; a new SYN on the same 4-tuple gets the old
 		// connection's ACK, the client resets and tries again 1 s later.
+		// A NAT hands the port on at any time within the 60 s of
+		// TIME_WAIT, mostly after a sensor has let the closed connection
+		// go (10 s after its end): 0.3 to 50.3 s here.
 		k := in.conn(nil)
 		k.f.noTS = kind == KindTimeWaitSeq
 		t = in.open(k, t)
 		t = in.exchange(k, t+20e3, 78, 100+rng.IntN(1000))
 		t = in.closeServer(k, t+50e3)
+		lastCli := t - in.pt.srv // the client's FIN, its last segment
+		reuse := int64(300e6) + rng.Int64N(50e9)
 		old := *k
 		f2 := *k.f
 		if kind == KindTimeWaitPAWS {
-			f2.ctsOff -= 10000 // another host's clock, behind
+			// Another host's clock, behind the old one's by more than
+			// the time since, so that its TSval went back.
+			f2.ctsOff -= 10000 + uint32(reuse/1e6)
 		}
 		k2 := &tcb{f: &f2, cseq: old.cseq - 100000 - uint32(rng.IntN(1e6)), sseq: rng.Uint32()}
 		in.g.st.Flows++ // the same 4-tuple, a new connection
-		t += 300e6
+		t += reuse
 		syn := *in.ph.c(k2, t, fSYN, 0)
 		t += in.pt.srv
+		// TIME_WAIT's ACK echoes the last TSval the server took from the
+		// old client (tw_ts_recent; testdata/seed001.pcap #84), not the
+		// old client's clock now: frame echoes the peer's clock 1 ms
+		// before, so shift that clock.
+		tw := *k.f
+		tw.ctsOff += uint32(lastCli/1e6) - uint32((t-1e6)/1e6)
+		old.f = &tw
 		ack := in.ph.s(&old, t, fACK, 0)
 		t += in.pt.rtt
 		in.ph.pkts = append(in.ph.pkts, pkt{t: t, f: &f2, seq: ack.ack, flags: fRST})

@@ -460,3 +460,50 @@ func BenchmarkFanoutHash(b *testing.B) {
 		b.Log(sum) // keeps the calls
 	}
 }
+
+// TestPortReuseOldConnectionUnseen: seeds/001's capture from a real
+// kernel, with the old connection on 10.213.0.3:49106 cut out (frames
+// #72-#82), as when the capture begins while the server holds it in
+// TIME_WAIT. The server's bare ACK to the new SYN (#84) still tells it:
+// port_reuse_rejected / time_wait_paws, with the TSval the ACK echoes
+// (the old connection's last, 2000004001), and no time since its end.
+func TestPortReuseOldConnectionUnseen(t *testing.T) {
+	all := loadBatch(t, "../../../testdata/seed001.pcap")
+	b := ring.NewBatch(all.N)
+	b.Link = all.Link
+	for i := 0; i < all.N; i++ {
+		if n := i + 1; n >= 72 && n <= 82 {
+			continue
+		}
+		b.Frames[b.N], b.TS[b.N], b.WireLen[b.N] = all.Frames[i], all.TS[i], all.WireLen[i]
+		b.N++
+	}
+	if b.N != all.N-11 {
+		t.Fatalf("%d frames of %d", b.N, all.N)
+	}
+	var got []detectors.Event
+	w := newTestWorker(t, &got)
+	w.Process(b)
+	w.finish()
+	var reuse []detectors.Event
+	for _, e := range got {
+		if e.Type == detectors.TypePortReuseRejected {
+			reuse = append(reuse, e)
+		}
+	}
+	if len(reuse) != 1 || reuse[0].Cause != detectors.CauseTimeWaitPAWS || reuse[0].Client.Port != 49106 {
+		t.Fatalf("port_reuse_rejected events %+v", reuse)
+	}
+	e := &reuse[0]
+	for _, c := range []struct {
+		k    detectors.EvidenceKey
+		want int64
+	}{{detectors.EvTSval, 1995004301}, {detectors.EvPreviousTSval, 2000004001}, {detectors.EvAck, 180343398}} {
+		if v, ok := e.Lookup(c.k); !ok || v != c.want {
+			t.Errorf("evidence %v: %d, %v; want %d", c.k, v, ok, c.want)
+		}
+	}
+	if v, ok := e.Lookup(detectors.EvSincePreviousMs); ok {
+		t.Errorf("since_previous_ms %d for a connection the capture does not hold", v)
+	}
+}
