@@ -159,10 +159,11 @@ func OpenReplay(r io.Reader, cfg ReplayConfig) (*Replay, error) {
 	rp.open.Store(int32(cfg.Workers))
 	for i := range rp.srcs {
 		s := &replaySource{
-			r:    rp,
-			full: make(chan *replayBuf, replayBuffers),
-			free: make(chan *replayBuf, replayBuffers),
-			done: make(chan struct{}),
+			r:     rp,
+			full:  make(chan *replayBuf, replayBuffers),
+			free:  make(chan *replayBuf, replayBuffers),
+			spent: make([]*replayBuf, 0, freeTogether),
+			done:  make(chan struct{}),
 		}
 		for range replayBuffers {
 			// Arenas are allocated by the reader when first used.
@@ -450,6 +451,9 @@ type replaySource struct {
 	// Worker side (NextBatch).
 	cur *replayBuf
 	pos int // frames of cur already delivered
+	// spent holds consumed buffers to hand back to the reader
+	// freeTogether at a time (see giveBack).
+	spent []*replayBuf
 
 	// Reader side.
 	fill      *replayBuf // the buffer being filled
@@ -477,19 +481,30 @@ func (s *replaySource) NextBatch(b *Batch) error {
 	}
 	if s.cur == nil || s.pos == s.cur.n {
 		if s.cur != nil {
-			s.free <- s.cur // never blocks: the channel holds every buffer
+			s.spent = append(s.spent, s.cur)
 			s.cur = nil
+			if len(s.spent) == freeTogether {
+				s.giveBack()
+			}
 		}
 		s.r.start()
+		var buf *replayBuf
+		ok := true
 		select {
-		case buf, ok := <-s.full:
-			if !ok {
-				return io.EOF
+		case buf, ok = <-s.full:
+		default:
+			// About to wait: the reader may be waiting for these.
+			s.giveBack()
+			select {
+			case buf, ok = <-s.full:
+			case <-s.done:
+				return ErrClosed
 			}
-			s.cur, s.pos = buf, 0
-		case <-s.done:
-			return ErrClosed
 		}
+		if !ok {
+			return io.EOF
+		}
+		s.cur, s.pos = buf, 0
 	}
 	buf := s.cur
 	n := min(buf.n-s.pos, room)
@@ -513,6 +528,23 @@ func (s *replaySource) NextBatch(b *Batch) error {
 	b.Link, b.N, b.Clock = buf.link, n, buf.clock
 	s.pos += n
 	return nil
+}
+
+// freeTogether is how many consumed buffers a worker hands back at once.
+// The reader is faster than a worker and mostly parked waiting for a free
+// buffer; handing one back wakes it (a futex call, several microseconds
+// on a VM, on the worker's CPU) and it fills just that one. Handed back
+// together, one wake-up fills them all. The worker keeps at most
+// freeTogether-1 of them back, and none while it waits for the reader.
+const freeTogether = replayBuffers / 4
+
+// giveBack hands the spent buffers back to the reader.
+func (s *replaySource) giveBack() {
+	for _, b := range s.spent {
+		s.free <- b // never blocks: the channel holds every buffer
+	}
+	clear(s.spent)
+	s.spent = s.spent[:0]
 }
 
 // Close makes a blocked and every later NextBatch return ErrClosed. The
