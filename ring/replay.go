@@ -168,9 +168,9 @@ func OpenReplay(r io.Reader, cfg ReplayConfig) (*Replay, error) {
 		for range replayBuffers {
 			// Arenas are allocated by the reader when first used.
 			s.free <- &replayBuf{
-				end:  make([]int, cfg.BatchSize),
-				ts:   make([]int64, cfg.BatchSize),
-				wire: make([]int, cfg.BatchSize),
+				frames: make([][]byte, cfg.BatchSize),
+				ts:     make([]int64, cfg.BatchSize),
+				wire:   make([]int, cfg.BatchSize),
 			}
 		}
 		rp.srcs[i] = s
@@ -366,26 +366,25 @@ func (r *Replay) put(s *replaySource, data []byte, ts int64, wire int, link Link
 		case <-r.stop:
 			return false
 		}
-		if r.byRef {
-			if b.frames == nil {
-				b.frames = make([][]byte, len(b.end))
-			}
-		} else if b.arena == nil || cap(b.arena) < len(data) {
+		if !r.byRef && (b.arena == nil || cap(b.arena) < len(data)) {
 			b.arena = make([]byte, 0, max(r.arenaSize, len(data)))
 		}
 		b.link, b.n, b.arena = link, 0, b.arena[:0]
 		s.fill = b
 	}
-	if b.frames != nil {
+	if r.byRef {
 		b.frames[b.n] = data // where it lies in the file in memory
 	} else {
+		// The arena never grows beyond its capacity (a frame that does
+		// not fit ends the batch), so this slice stays where it is.
+		start := len(b.arena)
 		b.arena = append(b.arena, data...)
-		b.end[b.n] = len(b.arena)
+		b.frames[b.n] = b.arena[start:len(b.arena):len(b.arena)]
 	}
 	b.ts[b.n] = ts
 	b.wire[b.n] = wire
 	b.n++
-	if b.n == len(b.end) {
+	if b.n == len(b.frames) {
 		r.flush(s)
 	}
 	return true
@@ -428,14 +427,13 @@ func (r *Replay) publish() {
 }
 
 // replayBuf is one batch: frames packed into an arena, or for a file in
-// memory the frames where they lie.
+// memory where they lie; frames[i] is frame i either way.
 type replayBuf struct {
 	link   LinkType
 	n      int
 	clock  int64 // the reader's latest capture time when it was handed over
 	arena  []byte
-	end    []int    // end[i] is the arena offset just past frame i
-	frames [][]byte // file in memory: frame i
+	frames [][]byte
 	ts     []int64
 	wire   []int
 }
@@ -508,23 +506,10 @@ func (s *replaySource) NextBatch(b *Batch) error {
 	}
 	buf := s.cur
 	n := min(buf.n-s.pos, room)
-	start := 0
-	if s.pos > 0 {
-		start = buf.end[s.pos-1]
-	}
-	if buf.frames != nil {
-		copy(b.Frames[:n], buf.frames[s.pos:s.pos+n])
-		copy(b.TS[:n], buf.ts[s.pos:s.pos+n])
-		copy(b.WireLen[:n], buf.wire[s.pos:s.pos+n])
-	} else {
-		for i := range n {
-			end := buf.end[s.pos+i]
-			b.Frames[i] = buf.arena[start:end:end]
-			b.TS[i] = buf.ts[s.pos+i]
-			b.WireLen[i] = buf.wire[s.pos+i]
-			start = end
-		}
-	}
+	// The reader laid the frames out for this: three block copies.
+	copy(b.Frames[:n], buf.frames[s.pos:s.pos+n])
+	copy(b.TS[:n], buf.ts[s.pos:s.pos+n])
+	copy(b.WireLen[:n], buf.wire[s.pos:s.pos+n])
 	b.Link, b.N, b.Clock = buf.link, n, buf.clock
 	s.pos += n
 	return nil
