@@ -49,7 +49,17 @@ func goals(r *results) []goal {
 	mem := r.MemNs()
 	if big := r.largest(); big != nil {
 		g := goal{ID: "memwall", What: fmt.Sprintf("memory wall: ns/packet, 1 worker, %s concurrent flows ÷ one dependent random access", levelName(big.Level)), Target: fmt.Sprintf("≤ %.1f", goalMemWall)}
-		if m, ok := big.Median(1); ok && mem > 0 {
+		m, ok := big.Median(1)
+		ratios, _ := big.ChaseRatios()
+		switch {
+		case ok && len(ratios) > 0:
+			// Each replay against the chase just before it (results
+			// before this had only the chase at the start).
+			ratio := report.Median(ratios)
+			g.Measured = fmt.Sprintf("median of each run ÷ the chase just before it (%s) = %.2f; against the chase at the start: %.0f ns ÷ %.0f ns = %.2f (counting setup: %.0f ns, %.2f)",
+				joinRatios(ratios), ratio, m.NsPerPacket(), mem, m.NsPerPacket()/mem, big.WholeNs(1), big.WholeNs(1)/mem)
+			g.Known, g.Met = true, ratio <= goalMemWall
+		case ok && mem > 0:
 			ratio := m.NsPerPacket() / mem
 			g.Measured = fmt.Sprintf("%.0f ns ÷ %.0f ns = %.2f (counting setup: %.0f ns, %.2f)", m.NsPerPacket(), mem, ratio, big.WholeNs(1), big.WholeNs(1)/mem)
 			g.Known, g.Met = true, ratio <= goalMemWall
@@ -283,6 +293,12 @@ func writeReport(dir string, r *results, cfg config) error {
 	}
 	p("\nMemory wall (reference): one dependent random access over %d MiB takes %.0f ns (median of %v).\n",
 		r.Memref.Size>>20, r.MemNs(), roundAll(r.Memref.Rounds))
+	if big := r.largest(); big != nil {
+		if ratios, chases := big.ChaseRatios(); len(ratios) > 0 {
+			p("Before each 1-worker replay of %s the chase ran once more: %v ns; each replay's ns/packet over the chase just before it: %s (the goal's line is their median).\n",
+				big.Name, roundAll(chases), joinRatios(ratios))
+		}
+	}
 	if len(r.MemrefHuge.Rounds) > 0 {
 		p("In 2 MiB pages, as tcpsentry's flow table and detector tables are (so a miss walks no page tables), the same chase takes %.0f ns (median of %v); the goal's reference is the first.\n",
 			report.Median(r.MemrefHuge.Rounds), roundAll(r.MemrefHuge.Rounds))
@@ -496,4 +512,13 @@ func writeCharts(dir string, r *results) ([][2]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// joinRatios lists ratios with two decimals, comma-separated.
+func joinRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, x := range rs {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, ", ")
 }
