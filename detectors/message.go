@@ -146,7 +146,10 @@ func AppendMessage(dst []byte, e *Event) []byte {
 			num(d)
 			s(" ms after the previous connection on that port pair ended: its TIME_WAIT rejected it")
 		} else {
-			s(" with a bare ACK for an earlier connection on that port pair (its end is out of the sensor's memory): its TIME_WAIT rejected it")
+			// Without the old connection, TIME_WAIT is the likely
+			// holder, not the only one: a connection still open answers
+			// a SYN the same way (RFC 5961's challenge ACK).
+			s(" with a bare ACK for an earlier connection on that port pair, which the sensor no longer knows: the server still holds it, most likely in TIME_WAIT, and rejected the SYN")
 		}
 		if e.Cause == CauseTimeWaitPAWS {
 			s(" because the SYN's timestamp was older (PAWS; NAT reusing ports)")
