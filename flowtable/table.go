@@ -152,7 +152,9 @@ type Table struct {
 	// recent remembers connections that ended and left the table, by key
 	// hash, so that a new SYN on their 4-tuple still learns of them
 	// (TIME_WAIT lasts 60 s, a closed connection stays 10 s): lossy, as
-	// a cache, and fixed in size.
+	// a cache, and fixed in size. Sets of recentWays entries: a new end
+	// takes the place of the set's oldest, so the memory holds the latest
+	// ends, not a random part of them (see recentWays).
 	recent []recentConn
 }
 
@@ -227,6 +229,21 @@ type recentConn struct {
 	clientIsA bool
 }
 
+// recentWays is the size of a set of the memory of ended connections: two
+// cache lines. Direct-mapped, an end survived t seconds of others ending
+// at rate r in n entries with a chance of e^(-r*t/n); in sets it is lost
+// only once its set has had recentWays newer ends. For a 4-tuple reused
+// 30 s after its connection left the table, at 2,000 ends a second into
+// the 131,072 entries of a table of a million, that is 63% direct-mapped
+// and 89% in sets of 4 (a Poisson count of mean 1.83 below 4).
+const recentWays = 4
+
+// recentSet is the set of the memory of ended connections for key hash h.
+func (t *Table) recentSet(h uint64) []recentConn {
+	i := int(h&uint64(len(t.recent)/recentWays-1)) * recentWays
+	return t.recent[i : i+recentWays]
+}
+
 // remember keeps an ended connection that leaves the table.
 func (t *Table) remember(c *Conn) {
 	if c.EndTS == 0 || c.Midstream {
@@ -242,20 +259,35 @@ func (t *Table) remember(c *Conn) {
 // rememberPrev keeps p for the connection with key hash h whose client is
 // endpoint A (clientIsA) of the key.
 func (t *Table) rememberPrev(h uint64, clientIsA bool, p Prev) {
-	r := &t.recent[h&uint64(len(t.recent)-1)]
-	r.hash, r.clientIsA, r.prev = h, clientIsA, p
+	set := t.recentSet(h)
+	v := 0 // a free entry, the same 4-tuple's, or else the oldest end
+	for i := range set {
+		if set[i].hash == 0 || set[i].hash == h {
+			v = i
+			break
+		}
+		if set[i].prev.EndTS < set[v].prev.EndTS {
+			v = i
+		}
+	}
+	set[v] = recentConn{hash: h, prev: p, clientIsA: clientIsA}
 }
 
 // recall returns, and forgets, what the table remembers of an ended
 // connection with c's key and client.
 func (t *Table) recall(c *Conn) (Prev, bool) {
 	h := t.Hash(&c.Key)
-	r := &t.recent[h&uint64(len(t.recent)-1)]
-	if r.hash != h || r.clientIsA != c.ClientIsA || r.hash == 0 {
-		return Prev{}, false
+	if h == 0 {
+		return Prev{}, false // 0 marks a free entry
 	}
-	r.hash = 0
-	return r.prev, true
+	set := t.recentSet(h)
+	for i := range set {
+		if r := &set[i]; r.hash == h && r.clientIsA == c.ClientIsA {
+			r.hash = 0
+			return r.prev, true
+		}
+	}
+	return Prev{}, false
 }
 
 // RandomSeed returns a random non-zero hash seed.

@@ -507,22 +507,9 @@ func TestHorizon(t *testing.T) {
 // port_reuse_rejected went unreported in one replay of 24.
 func TestPortReuseKeepsPrev(t *testing.T) {
 	tb, _ := newTable(t, 64)
-	slot := func(port uint16) uint64 {
-		p := seg(cli, port, srv, 80, S, 0, 0, 0)
-		var pr Probe
-		tb.Probe(&p, &pr)
-		return pr.hash & uint64(len(tb.recent)-1)
-	}
-	other := uint16(0)
-	for port := uint16(5001); port != 0; port++ {
-		if slot(port) == slot(5000) {
-			other = port
-			break
-		}
-	}
-	if other == 0 {
-		t.Fatal("no port shares 5000's slot")
-	}
+	// Enough reuses of 4-tuples in 5000's set of that memory to push
+	// 5000's end out of it.
+	others := sameRecentSet(t, tb, 5000, recentWays)
 	var ts int64
 	closed := func(port uint16) int64 {
 		for _, p := range []decode.Packet{
@@ -539,10 +526,12 @@ func TestPortReuseKeepsPrev(t *testing.T) {
 		return ts
 	}
 	end := closed(5000)
-	closed(other)
+	for _, port := range others {
+		closed(port)
+	}
 	ts += sec / 3
 	synAt := ts
-	for _, port := range []uint16{5000, other} {
+	for _, port := range append([]uint16{5000}, others...) {
 		p := seg(cli, port, srv, 80, S, 50, 0, 0)
 		tb.Packet(&p, ts)
 		ts += 1000
@@ -557,5 +546,65 @@ func TestPortReuseKeepsPrev(t *testing.T) {
 	}
 	if c.Prev.EndTS != end-2000 { // the server's FIN
 		t.Fatalf("prev ended at %d, want %d: the old connection's first FIN", c.Prev.EndTS, end-2000)
+	}
+}
+
+// sameRecentSet returns n client ports other than port whose 4-tuples
+// (cli:port to srv:80) share port's set in tb's memory of ended
+// connections.
+func sameRecentSet(t *testing.T, tb *Table, port uint16, n int) []uint16 {
+	t.Helper()
+	set := func(port uint16) *recentConn {
+		p := seg(cli, port, srv, 80, S, 0, 0, 0)
+		var pr Probe
+		tb.Probe(&p, &pr)
+		return &tb.recentSet(pr.hash)[0]
+	}
+	var out []uint16
+	for o := port + 1; o != 0 && len(out) < n; o++ {
+		if set(o) == set(port) {
+			out = append(out, o)
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("%d ports share %d's set, want %d", len(out), port, n)
+	}
+	return out
+}
+
+// TestRecentSets: the memory of ended connections keeps the latest
+// recentWays ends of 4-tuples that share a set (direct-mapped, it kept
+// only the last), forgets the oldest first, and matches the client too.
+func TestRecentSets(t *testing.T) {
+	tb, _ := newTable(t, 64)
+	ports := append([]uint16{7000}, sameRecentSet(t, tb, 7000, recentWays)...)
+	conn := func(port uint16) (*Conn, uint64) {
+		p := seg(cli, port, srv, 80, S, 0, 0, 0)
+		var pr Probe
+		tb.Probe(&p, &pr)
+		return &Conn{Key: pr.key, ClientIsA: pr.fromA}, pr.hash
+	}
+	remember := func(port uint16, end int64) {
+		c, h := conn(port)
+		tb.rememberPrev(h, c.ClientIsA, Prev{EndTS: end})
+	}
+	for i, port := range ports[:recentWays] {
+		remember(port, int64(i+1))
+	}
+	c, _ := conn(ports[0])
+	c.ClientIsA = !c.ClientIsA // the same 4-tuple, the other way round
+	if _, ok := tb.recall(c); ok {
+		t.Fatal("recalled with the other endpoint as client")
+	}
+	remember(ports[recentWays], recentWays+1) // the oldest, ports[0], goes
+	for i, port := range ports {
+		c, _ := conn(port)
+		p, ok := tb.recall(c)
+		if want := i > 0; ok != want || ok && p.EndTS != int64(i+1) {
+			t.Errorf("port %d (ended at %d): recalled %v, %+v; want %v", port, i+1, ok, p, want)
+		}
+		if _, again := tb.recall(c); again {
+			t.Errorf("port %d: recalled twice", port)
+		}
 	}
 }
