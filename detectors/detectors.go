@@ -113,7 +113,10 @@ func (c Config) Defaults() Config {
 }
 
 // Fired bits in Conn.Notes.Fired: one per detector type.
-func firedBit(t Type) uint32 { return 1 << t }
+func firedBit(t Type) uint16 { return 1 << t }
+
+// Every type has a bit in Notes.Fired.
+var _ [16 - NumTypes]struct{}
 
 // Set runs the per-connection detectors of one worker. It implements
 // flowtable.Handler. Events and facts go to its Out.
@@ -121,6 +124,7 @@ type Set struct {
 	cfg   Config
 	out   *Out
 	clock int64 // latest capture time seen: At of packet-driven events
+	pool  notePool
 
 	// synacks deduplicates FactSynAck: per server:port hash, the last
 	// second reported.
@@ -134,11 +138,12 @@ const synackCache = 1024
 
 var _ flowtable.Handler = (*Set)(nil)
 
-// NewSet returns the detectors of one worker, emitting into out. Events
-// name the capture interface of their connection's key.
-func NewSet(cfg Config, out *Out) *Set {
+// NewSet returns the detectors of one worker, emitting into out, for a
+// flow table of conns connections (flowtable.Config.Slots). Events name
+// the capture interface of their connection's key.
+func NewSet(cfg Config, out *Out, conns int) *Set {
 	cfg.defaults()
-	return &Set{cfg: cfg, out: out}
+	return &Set{cfg: cfg, out: out, pool: newNotePool(conns)}
 }
 
 // SetConfig replaces the thresholds from the next segment on. Call it

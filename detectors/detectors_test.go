@@ -54,7 +54,7 @@ func newHarness(t *testing.T) *harness {
 		}
 		return NewBatch()
 	})
-	h.set = NewSet(Config{}, h.out)
+	h.set = NewSet(Config{}, h.out, 64)
 	tb, err := flowtable.New(flowtable.Config{Capacity: 64, Seed: 9}, h.set)
 	if err != nil {
 		t.Fatal(err)

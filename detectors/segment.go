@@ -10,11 +10,12 @@ const (
 	pendSynAck = 1 << iota // a SYN/ACK came again after the handshake ACK; the cause waits for data
 )
 
-// Watch bits in Conn.Watch: what Segment must look at in Conn.Notes.
+// Watch bits in Conn.Watch: what Segment must look at in the Conn's
+// notes. watchRST and watchRtx are set only on a Conn that has notes.
 const (
-	watchPending = 1 << iota // Notes.Pending != 0
-	watchRST                 // Notes.RSTFrom != 0
-	watchRtx                 // Notes.RtxN > 0
+	watchPending = 1 << iota // Conn.Notes.Pending != 0
+	watchRST                 // connNotes.RSTFrom != 0
+	watchRtx                 // connNotes.RtxN > 0
 )
 
 // Segment runs the per-connection detectors on a segment the table
@@ -44,14 +45,18 @@ func (s *Set) Segment(c *flowtable.Conn, p *decode.Packet, seg flowtable.Seg, ts
 		c.Side[flowtable.Server].Has(flowtable.SideISN) {
 		s.checkAck(c, p, dir, other, ts, at)
 	}
-	if w&watchRST != 0 && !rst && int(c.Notes.RSTFrom)-1 == other {
-		s.afterRST(c, ts, at)
+	if w&watchRST != 0 && !rst {
+		if n := s.peek(c); n != nil && int(n.RSTFrom)-1 == other {
+			s.afterRST(c, n, ts, at)
+		}
 	}
 	if seg&flowtable.SegDataRetrans != 0 && dir == flowtable.Client {
 		s.retransmitted(c, p, ts)
 	}
 	if w&watchRtx != 0 && dir == flowtable.Server {
-		s.peerSpoke(c)
+		if n := s.peek(c); n != nil {
+			s.peerSpoke(c, n)
+		}
 	}
 	// The client gives up (a server's RST need not end it: seeds/000's
 	// client ignores them); a connection that just stops leaves the
@@ -194,7 +199,8 @@ func (s *Set) HandshakeTimeout(c *flowtable.Conn, end, when int64) {
 	}
 }
 
-// Evicted ends what waits for the connection's end.
+// Evicted ends what waits for the connection's end, and gives its notes
+// back.
 func (s *Set) Evicted(c *flowtable.Conn, why flowtable.Evict, when int64) {
 	if c.Watch&watchPending != 0 && c.Notes.Pending&pendSynAck != 0 {
 		s.synAckEnd(c, when)
@@ -202,6 +208,7 @@ func (s *Set) Evicted(c *flowtable.Conn, why flowtable.Evict, when int64) {
 	if c.Watch&watchRtx != 0 {
 		s.requestEnded(c, when)
 	}
+	s.release(c)
 }
 
 // synAckAfterAck: the server re-sent its SYN/ACK after the client's
@@ -211,11 +218,15 @@ func (s *Set) Evicted(c *flowtable.Conn, why flowtable.Evict, when int64) {
 // data (TCP_DEFER_ACCEPT) — confirmed when the client's data comes — or
 // never got the ACK.
 func (s *Set) synAckAfterAck(c *flowtable.Conn, ts, at int64) {
-	n := &c.Notes
-	n.SynAckRtx++
-	if n.SynAckRtx == 1 {
-		n.SynAckRtxTS = ts
+	if x := s.notes(c); x != nil {
+		if x.SynAckRtx < 1<<15 {
+			x.SynAckRtx++
+		}
+		if x.SynAckRtx == 1 {
+			x.SynAckRtxTS = ts
+		}
 	}
+	n := &c.Notes
 	if n.Fired&firedBit(TypeSynackRetransmitAfterAck) != 0 || n.Pending&pendSynAck != 0 {
 		return
 	}
@@ -247,9 +258,10 @@ func (s *Set) synAckAfterAck(c *flowtable.Conn, ts, at int64) {
 }
 
 func (s *Set) synAckEvidence(e *Event, c *flowtable.Conn) {
-	n := &c.Notes
-	e.AddEvidence(EvSynackRetransmitsAfterAck, int64(n.SynAckRtx))
-	e.AddEvidence(EvSynackRetransmitDelayMs, ms(n.SynAckRtxTS-c.EstTS))
+	if n := s.peek(c); n != nil { // (always: synAckAfterAck took them)
+		e.AddEvidence(EvSynackRetransmitsAfterAck, int64(n.SynAckRtx))
+		e.AddEvidence(EvSynackRetransmitDelayMs, ms(n.SynAckRtxTS-c.EstTS))
+	}
 }
 
 // synAckResolved: data came while the SYN/ACK cause waited. The client's
@@ -271,7 +283,7 @@ func (s *Set) synAckResolved(c *flowtable.Conn, dir int, ts, at int64) {
 	}
 	s.synAckEvidence(&e, c)
 	if dir == flowtable.Client {
-		e.AddEvidence(EvHandshakeToFirstDataMs, ms(c.Side[flowtable.Client].FirstDataTS-c.EstTS))
+		e.AddEvidence(EvHandshakeToFirstDataMs, ms(c.FirstDataTS-c.EstTS))
 	}
 	s.emit(&e)
 }

@@ -17,8 +17,9 @@ func (s *Set) checkAck(c *flowtable.Conn, p *decode.Packet, dir, other int, ts, 
 	if a.InRange(lo, o.NextSeq+1) {
 		return
 	}
-	n := &c.Notes
-	n.BadAck, n.BadAckTS, n.BadAckFrom = p.Ack, ts, uint8(dir+1)
+	if n := s.notes(c); n != nil {
+		n.BadAck, n.BadAckTS, n.BadAckFrom = p.Ack, ts, uint8(dir+1)
+	}
 	var e Event
 	if !s.begin(&e, c, TypeInvalidAck, at) {
 		return
@@ -52,11 +53,11 @@ func (s *Set) checkAck(c *flowtable.Conn, p *decode.Packet, dir, other int, ts, 
 // rst handles a RST (not a refusal): the answer to an invalid ACK
 // (rst_after_invalid_ack), and the start of rst_ignored.
 func (s *Set) rst(c *flowtable.Conn, p *decode.Packet, dir int, ts, at int64) {
-	n := &c.Notes
 	other := 1 - dir
+	n := s.peek(c)
 	// RFC 793: a RST answering a segment with an ACK takes its seq from
 	// that ACK, which is how it is matched to the invalid ACK.
-	if int(n.BadAckFrom) == other+1 && p.Seq == n.BadAck && ts-n.BadAckTS <= 1e9 {
+	if n != nil && int(n.BadAckFrom) == other+1 && p.Seq == n.BadAck && ts-n.BadAckTS <= 1e9 {
 		var e Event
 		if s.begin(&e, c, TypeRstAfterInvalidAck, at) {
 			e.Cause = CauseSeqTranslationMiddlebox
@@ -68,7 +69,10 @@ func (s *Set) rst(c *flowtable.Conn, p *decode.Packet, dir int, ts, at int64) {
 			s.emit(&e)
 		}
 	}
-	if n.RSTFrom != 0 {
+	if n != nil && n.RSTFrom != 0 {
+		return
+	}
+	if n = s.notes(c); n == nil {
 		return
 	}
 	n.RSTFrom = uint8(dir + 1)
@@ -108,8 +112,7 @@ const (
 )
 
 // afterRST: the receiver of the connection's first RST sent a segment.
-func (s *Set) afterRST(c *flowtable.Conn, ts, at int64) {
-	n := &c.Notes
+func (s *Set) afterRST(c *flowtable.Conn, n *connNotes, ts, at int64) {
 	if n.AfterRST < 1<<15 {
 		n.AfterRST++
 	}
@@ -148,14 +151,19 @@ func (s *Set) retransmitted(c *flowtable.Conn, p *decode.Packet, ts int64) {
 	if sv.Has(flowtable.SideSent) && sv.Window == 0 {
 		return
 	}
-	n := &c.Notes
-	if n.RtxN > 0 && p.Seq == n.RtxSeq {
-		n.RtxN++
+	n := s.peek(c)
+	if n != nil && n.RtxN > 0 && p.Seq == n.RtxSeq {
+		if n.RtxN < 1<<15 {
+			n.RtxN++
+		}
 		n.RtxLastTS = ts
 		return
 	}
-	if n.RtxN > 0 && !s.rtxAcked(c) {
+	if n != nil && n.RtxN > 0 && !rtxAcked(c, n) {
 		return // an older segment is still unanswered: keep counting that one
+	}
+	if n = s.notes(c); n == nil {
+		return
 	}
 	n.RtxSeq, n.RtxLen, n.RtxN = p.Seq, uint32(p.PayloadLen), 1
 	c.Watch |= watchRtx
@@ -164,16 +172,15 @@ func (s *Set) retransmitted(c *flowtable.Conn, p *decode.Packet, ts int64) {
 }
 
 // rtxAcked reports whether the server acknowledged the tracked segment.
-func (s *Set) rtxAcked(c *flowtable.Conn) bool {
+func rtxAcked(c *flowtable.Conn, n *connNotes) bool {
 	sv := &c.Side[flowtable.Server]
-	return sv.Has(flowtable.SideAcked) && flowtable.Seq(c.Notes.RtxSeq).LessThan(sv.MaxAck)
+	return sv.Has(flowtable.SideAcked) && flowtable.Seq(n.RtxSeq).LessThan(sv.MaxAck)
 }
 
 // peerSpoke: the server sent a segment while a client segment was being
 // retransmitted.
-func (s *Set) peerSpoke(c *flowtable.Conn) {
-	n := &c.Notes
-	if s.rtxAcked(c) {
+func (s *Set) peerSpoke(c *flowtable.Conn, n *connNotes) {
+	if rtxAcked(c, n) {
 		n.RtxN = 0
 		c.Watch &^= watchRtx
 		return
@@ -189,9 +196,8 @@ func (s *Set) peerSpoke(c *flowtable.Conn) {
 // discards the request; one that fell silent is behind a black hole —
 // unless the Correlator sees it answer other connections meanwhile.
 func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
-	n := &c.Notes
-	const cl = flowtable.Client
-	if int(n.RtxN) < s.cfg.RequestRetransmits || s.rtxAcked(c) || c.SynAckUnseen ||
+	n := s.peek(c)
+	if n == nil || int(n.RtxN) < s.cfg.RequestRetransmits || rtxAcked(c, n) || c.SynAckUnseen ||
 		!c.Side[flowtable.Server].Has(flowtable.SideSent) {
 		return
 	}
@@ -205,7 +211,7 @@ func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
 	} else {
 		e.Cause = CausePathBlackhole
 	}
-	first := c.Side[cl].FirstDataTS
+	first := c.FirstDataTS
 	if first == 0 || first > n.RtxFirstTS {
 		first = n.RtxFirstTS
 	}

@@ -23,15 +23,16 @@ const (
 	SideISN   = 1 << iota // ISN known (a SYN or SYN/ACK was seen)
 	SideSent              // at least one segment seen from this side
 	SideAcked             // MaxAck valid (an ACK was seen)
-	SideFIN               // FIN seen; FINSeq valid
-	SideRST               // RST seen; RSTSeq valid
+	SideFIN               // FIN seen
+	SideRST               // RST seen
 	SideTS                // TSval valid
 	SideData              // payload seen
 	SideSeq               // NextSeq valid
 )
 
-// Side is what one direction of a connection has shown. It is one cache
-// line (64 bytes); the fields every segment reads or writes come first.
+// Side is what one direction of a connection has shown: 40 bytes, so
+// that both fit beside the Conn's first line in its first three; the
+// fields every segment reads or writes come first.
 type Side struct {
 	ISN     Seq    // initial sequence number (SideISN)
 	NextSeq Seq    // highest sequence sent + 1 (end of the highest segment)
@@ -44,14 +45,10 @@ type Side struct {
 	// hist has a bit per history letter this side already recorded, so
 	// that most segments check their letters here, in a line they touch
 	// anyway.
-	hist        uint16
-	Syns        uint16 // SYN (client) or SYN/ACK (server) segments sent, first included
-	Retrans     uint16 // data segments sent again (sequence below NextSeq)
-	FINSeq      Seq    // sequence number of the FIN (SideFIN)
-	RSTSeq      Seq    // sequence number of the last RST (SideRST)
-	Bytes       uint64 // payload bytes
-	LastTS      int64  // capture time of the last segment from this side
-	FirstDataTS int64  // capture time of the first payload byte
+	hist    uint16
+	Syns    uint16 // SYN (client) or SYN/ACK (server) segments sent, first included
+	Retrans uint16 // data segments sent again (sequence below NextSeq)
+	Bytes   uint64 // payload bytes
 }
 
 // Has reports whether all flags f are set.
@@ -59,14 +56,17 @@ func (s *Side) Has(f uint8) bool { return s.Flags&f == f }
 
 // Conn is the per-connection state. Conns live in a preallocated slab
 // owned by a Table and are reused: a *Conn is valid only until the next
-// call that may evict (Upsert, Advance, Flush). Detector-owned fields are
-// at the end; the table resets them when a slot is reused.
+// call that may evict (Upsert, Advance, Flush).
 //
-// Layout: a Conn is a whole number of 64-byte cache lines (the slab is
-// page-aligned, so every Conn starts a line). What an ordinary segment
-// touches lies in the first three lines (the key, stage and clocks, then
-// one line per Side); the rest is read on handshake, teardown, eviction
-// and by detectors that have something to look at (Watch).
+// Layout: a Conn is four 64-byte cache lines (the slab is page-aligned,
+// so every Conn starts a line). What an ordinary segment touches lies in
+// the first three: the key, stage, clock and the detectors' flags, then
+// both Sides, then the link time and the handshake and end times. The
+// fourth is read on handshake, teardown, history letters and relinking.
+// Every byte is paid per slot of the table (a million slots are a
+// million Conns): the detectors keep what only a few connections need in
+// a pool of their own (Notes.Ext), and no field is kept that nothing
+// reads.
 type Conn struct {
 	Key Key
 	// ClientIsA: the client (sender of the first SYN; midstream, the side
@@ -77,32 +77,30 @@ type Conn struct {
 	// see (one-sided capture or capture loss).
 	SynAckUnseen bool
 	Stage        Stage
-	// Watch belongs to the detectors: bits saying which Notes need a look
-	// on every segment. It sits in the Conn's first cache line, which
-	// every packet touches anyway; Notes, at the end, then cost a cache
-	// miss only on the rare connections that need them.
-	Watch  uint8
-	class  uint8 // idle list (table bookkeeping)
+	// Watch belongs to the detectors: bits saying what in their notes
+	// needs a look on every segment, in the line every packet touches.
+	Watch uint8
+	class uint8 // idle list (table bookkeeping)
+	// Notes belong to the detectors; the table zeroes them with the slot.
+	Notes  Notes
 	LastTS int64 // latest packet
-	linkTS int64 // when the table linked it into its idle list
 
 	Side [2]Side // Client, Server
 
+	linkTS    int64  // when the table linked it into its idle list
 	ID        uint64 // flow id, stable for the life of the connection (53 bits)
 	SynTS     int64  // first SYN
 	LastSynTS int64  // latest SYN (retransmissions included)
-	SynAckTS  int64  // first SYN/ACK
 	EstTS     int64  // handshake-completing ACK
 	EndTS     int64  // first FIN or RST
 
-	History [16]byte // Zeek conn.log history letters, in order first seen
+	FirstDataTS int64 // capture time of the client's first payload byte
 
 	// Prev is the connection this one replaced on its 4-tuple (a new SYN
 	// after it ended), when the table still held it: Prev.EndTS != 0.
 	Prev Prev
 
-	// Notes belong to the detectors; the table zeroes them with the slot.
-	Notes Notes
+	History [16]byte // Zeek conn.log history letters, in order first seen
 
 	// Table bookkeeping: idle list and handshake timer list (prev/next
 	// slab index + 1). The timer's deadline is SynTS + Config.Handshake,
@@ -122,38 +120,15 @@ type Prev struct {
 	HasTS bool
 }
 
-// Notes is per-connection detector state. It lives in the Conn so that the
-// detectors allocate nothing and need no table of their own; flowtable
-// never reads it. Kept small: every byte is paid per tracked flow.
+// Notes is the detectors' per-connection state kept in the Conn itself:
+// a few flags every connection may need. flowtable never reads it.
 type Notes struct {
-	Fired   uint32 // a bit per detector type that already fired
+	Fired   uint16 // a bit per detector type that already fired
 	Pending uint8  // a bit per detector waiting for more evidence
 	Ended   bool   // the connection's end was reported
-
-	// rst_ignored: the first RST and what followed it from the other side.
-	RSTFrom     uint8 // side + 1 of the first RST; 0 = none
-	RSTInWindow int8  // -1 unknown, 0 no, 1 yes
-	AfterRST    uint16
-	// synack_retransmit_after_ack: SYN/ACKs re-sent after the handshake ACK.
-	SynAckRtx uint16
-	// request_unanswered: the client segment retransmitted most, how
-	// often, and how many segments the server sent meanwhile.
-	RtxN      uint16
-	PeerAfter uint16
-	// invalid_ack: the side (+ 1) that sent the last invalid ACK.
-	BadAckFrom uint8
-	BadAck     uint32
-	RSTSeq     uint32
-	RSTRcvNext uint32 // the RST receiver's next expected sequence
-	RSTRcvWnd  uint32 // and its window, scaled
-	RtxSeq     uint32
-	RtxLen     uint32
-
-	SynAckRtxTS int64 // the first SYN/ACK re-sent after the handshake ACK
-	BadAckTS    int64
-	RSTTS       int64
-	RtxFirstTS  int64
-	RtxLastTS   int64
+	// Ext is free for the detectors: an index (+ 1) into a pool of the
+	// state that only connections with something to watch need.
+	Ext uint32
 }
 
 // TimerArmed reports whether the handshake timer is pending.

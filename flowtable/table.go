@@ -20,8 +20,8 @@ import (
 type Config struct {
 	// Capacity is the number of connections the table holds (default
 	// 65536, at most MaxCapacity). All memory is allocated by New: per
-	// connection a 384-byte Conn, 16 to 32 bytes of index and 4 of the
-	// cache of ended connections, about 405 bytes in all.
+	// connection a 256-byte Conn, 16 to 32 bytes of index and 4 of the
+	// cache of ended connections, about 280 bytes in all.
 	Capacity int
 	// Seed keys the flow hash; 0 draws a random one. Share one random seed
 	// per process so an attacker cannot craft colliding keys.
@@ -164,11 +164,9 @@ var ErrCapacity = errors.New("flowtable: capacity out of range")
 // New allocates a table for cfg.Capacity connections; h receives timer
 // expiries and evictions and must not be nil.
 func New(cfg Config, h Handler) (*Table, error) {
-	if cfg.Capacity == 0 {
-		cfg.Capacity = DefaultCapacity
-	}
-	if cfg.Capacity < 1 || cfg.Capacity > MaxCapacity {
-		return nil, fmt.Errorf("%w: %d (1..%d)", ErrCapacity, cfg.Capacity, MaxCapacity)
+	var err error
+	if cfg.Capacity, err = cfg.Slots(); err != nil {
+		return nil, err
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = RandomSeed()
@@ -205,6 +203,18 @@ func New(cfg Config, h Handler) (*Table, error) {
 	}
 	t.recent = make([]recentConn, r)
 	return t, nil
+}
+
+// Slots returns the number of connections a table built from cfg holds:
+// Capacity, or its default.
+func (cfg Config) Slots() (int, error) {
+	if cfg.Capacity == 0 {
+		return DefaultCapacity, nil
+	}
+	if cfg.Capacity < 1 || cfg.Capacity > MaxCapacity {
+		return 0, fmt.Errorf("%w: %d (1..%d)", ErrCapacity, cfg.Capacity, MaxCapacity)
+	}
+	return cfg.Capacity, nil
 }
 
 // Arrays returns the table's large arrays, which New leaves untouched:
@@ -397,10 +407,10 @@ func (t *Table) PrefetchConn(pr *Probe) uint64 {
 			pr.slot = uint32(e & slotMask)
 			c := &t.conns[pr.slot-1]
 			// One field in each of the Conn's first three lines, and
-			// for a control segment in each of the others.
-			v := uint64(c.Key.PortA) + uint64(c.Side[Client].Flags) + uint64(c.Side[Server].Flags)
+			// for a control segment in the fourth.
+			v := uint64(c.Key.PortA) + uint64(c.Side[Client].Flags) + uint64(c.EndTS)
 			if pr.ctl {
-				v += uint64(c.EndTS) + uint64(c.Notes.Fired) + uint64(c.HistoryLen)
+				v += uint64(c.HistoryLen)
 			}
 			return v
 		}

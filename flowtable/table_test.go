@@ -131,14 +131,15 @@ func TestHandshakeAndClose(t *testing.T) {
 	}
 	cs, ss := &c.Side[Client], &c.Side[Server]
 	if cs.ISN != 1000 || ss.ISN != 5000 || cs.NextSeq != 1102 || ss.NextSeq != 5302 ||
-		cs.MaxAck != 5302 || ss.MaxAck != 1102 || ss.Retrans != 1 || cs.FINSeq != 1101 || ss.FINSeq != 5301 {
+		cs.MaxAck != 5302 || ss.MaxAck != 1102 || ss.Retrans != 1 || !cs.Has(SideFIN) || !ss.Has(SideFIN) ||
+		cs.Bytes != 100 || ss.Bytes != 600 || cs.Pkts != 5 || ss.Pkts != 4 {
 		t.Fatalf("sides: %+v %+v", *cs, *ss)
 	}
 	if got := string(c.History[:c.HistoryLen]); got != "ShADdtFf" {
 		t.Fatalf("history %q", got)
 	}
-	if c.SynTS != 1000 || c.SynAckTS != 2000 || c.EstTS != 3000 || c.EndTS != 7000 {
-		t.Fatalf("times %d %d %d %d", c.SynTS, c.SynAckTS, c.EstTS, c.EndTS)
+	if c.SynTS != 1000 || c.EstTS != 3000 || c.FirstDataTS != 4000 || c.EndTS != 7000 {
+		t.Fatalf("times %d %d %d %d", c.SynTS, c.EstTS, c.FirstDataTS, c.EndTS)
 	}
 	if c.TimerArmed() {
 		t.Fatal("timer still armed after SYN/ACK")

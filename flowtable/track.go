@@ -94,7 +94,6 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 	seq := Seq(p.Seq)
 	s.Pkts++
 	s.Flags |= SideSent
-	s.LastTS = ts
 	c.LastTS = ts
 	prevStage := c.Stage
 
@@ -110,7 +109,6 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			seg |= SegRSTToSYN
 		}
 		s.Flags |= SideRST
-		s.RSTSeq = seq
 		seg |= SegRST
 		if c.EndTS == 0 {
 			c.EndTS = ts
@@ -143,7 +141,6 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			s.ISN, s.NextSeq = seq, seq+1
 			s.Flags |= SideISN | SideSeq
 			s.Syns = 1
-			c.SynAckTS = ts
 			if c.Stage <= StageSynSent {
 				c.Stage = StageSynRcvd
 			}
@@ -209,7 +206,9 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 		}
 		if !s.Has(SideData) {
 			s.Flags |= SideData
-			s.FirstDataTS = ts
+			if fromClient {
+				c.FirstDataTS = ts
+			}
 		}
 		s.Bytes += uint64(n)
 		c.addHistory(histD, fromClient)
@@ -217,7 +216,6 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 	if p.Flags&decode.FlagFIN != 0 && !rst {
 		if !s.Has(SideFIN) {
 			s.Flags |= SideFIN
-			s.FINSeq = end
 			seg |= SegFIN
 			if c.EndTS == 0 {
 				c.EndTS = ts

@@ -12,8 +12,9 @@ import (
 
 // BenchmarkConnLines measures what the cache lines of a flow-table slot
 // cost when every packet reaches a random one of a GiB of them, as at a
-// million flows: 16 chases run interleaved over 384-byte slots (the size
-// of a flowtable.Conn, six lines), in 2 MiB pages, so that their misses
+// million flows: 16 chases run interleaved over 384-byte slots (six
+// lines: the size of a flowtable.Conn when this was measured; it has four
+// now), in 2 MiB pages, so that their misses
 // overlap as the worker's read-ahead overlaps them; each step reads line
 // 0 (the next slot's index) and the other lines listed. It is the
 // evidence for what shrinking a Conn, or splitting it into hot and cold

@@ -98,8 +98,20 @@ func TestQuickRun(t *testing.T) {
 	if len(r.Standard.Stages) == 0 {
 		t.Error("no stages from the standard capture's profile")
 	}
-	if len(r.Standard.Roles) == 0 || r.Standard.Roles[0].Name != "worker" {
-		t.Errorf("the standard capture's profile by goroutine: %+v, want the worker first", r.Standard.Roles)
+	// The quick capture's profile holds a few 10 ms samples per
+	// goroutine, so the worker may tie with another (and setup, not
+	// labelled, may exceed it); none may have more.
+	var worker, most time.Duration
+	for _, g := range r.Standard.Roles {
+		switch {
+		case g.Name == "worker":
+			worker = g.CPU
+		case !strings.HasPrefix(g.Name, "other"):
+			most = max(most, g.CPU)
+		}
+	}
+	if worker == 0 || worker < most {
+		t.Errorf("the standard capture's profile by goroutine: %+v, want the worker's the largest share", r.Standard.Roles)
 	}
 	if len(r.Memref.Rounds) != 3 || r.MemNs() <= 0 || len(r.MemrefHuge.Rounds) != 3 {
 		t.Errorf("memory wall rounds %v, in huge pages %v", r.Memref.Rounds, r.MemrefHuge.Rounds)

@@ -131,7 +131,11 @@ func (w *Worker) populateAhead() {
 func newWorker(id int, src ring.Source, tcfg flowtable.Config, dcfg detectors.Config, send func(*detectors.Batch) *detectors.Batch, ended func(worker int, c *flowtable.Conn)) (*Worker, error) {
 	w := &Worker{src: src, batch: ring.NewBatch(0)}
 	w.out = detectors.NewOut(id, send)
-	w.det = detectors.NewSet(dcfg, w.out)
+	slots, err := tcfg.Slots()
+	if err != nil {
+		return nil, err
+	}
+	w.det = detectors.NewSet(dcfg, w.out, slots)
 	var h flowtable.Handler = w.det
 	if ended != nil {
 		h = endHook{w.det, func(c *flowtable.Conn) { ended(id, c) }}
