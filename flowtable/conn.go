@@ -30,9 +30,10 @@ const (
 	SideSeq               // NextSeq valid
 )
 
-// Side is what one direction of a connection has shown: 40 bytes, so
-// that both fit beside the Conn's first line in its first three; the
-// fields every segment reads or writes come first.
+// Side is what one direction of a connection has shown: 32 bytes, so
+// that both share the Conn's second cache line. Payload bytes are not
+// counted: nothing reads them, and the sequence numbers tell how much
+// each side sent (as Zeek's conn.log takes them).
 type Side struct {
 	ISN     Seq    // initial sequence number (SideISN)
 	NextSeq Seq    // highest sequence sent + 1 (end of the highest segment)
@@ -48,7 +49,6 @@ type Side struct {
 	hist    uint16
 	Syns    uint16 // SYN (client) or SYN/ACK (server) segments sent, first included
 	Retrans uint16 // data segments sent again (sequence below NextSeq)
-	Bytes   uint64 // payload bytes
 }
 
 // Has reports whether all flags f are set.
@@ -59,14 +59,14 @@ func (s *Side) Has(f uint8) bool { return s.Flags&f == f }
 // call that may evict (Upsert, Advance, Flush).
 //
 // Layout: a Conn is four 64-byte cache lines (the slab is page-aligned,
-// so every Conn starts a line). What an ordinary segment touches lies in
-// the first three: the key, stage, clock and the detectors' flags, then
-// both Sides, then the link time and the handshake and end times. The
-// fourth is read on handshake, teardown, history letters and relinking.
-// Every byte is paid per slot of the table (a million slots are a
-// million Conns): the detectors keep what only a few connections need in
-// a pool of their own (Notes.Ext), and no field is kept that nothing
-// reads.
+// so every Conn starts a line). An ordinary segment touches only the
+// first two, a 128-byte pair that the processor's adjacent-line
+// prefetcher fetches together: the key, stage and clocks, then both
+// Sides. The other two are read on handshake, teardown, new history
+// letters, relinking, and by detectors with something to watch. Every
+// byte is paid per slot of the table (a million slots are a million
+// Conns): the detectors keep what only a few connections need in a pool
+// of their own (Notes.Ext), and no field is kept that nothing reads.
 type Conn struct {
 	Key Key
 	// ClientIsA: the client (sender of the first SYN; midstream, the side
@@ -79,15 +79,15 @@ type Conn struct {
 	Stage        Stage
 	// Watch belongs to the detectors: bits saying what in their notes
 	// needs a look on every segment, in the line every packet touches.
-	Watch uint8
-	class uint8 // idle list (table bookkeeping)
-	// Notes belong to the detectors; the table zeroes them with the slot.
-	Notes  Notes
+	Watch  uint8
+	class  uint8 // idle list (table bookkeeping)
 	LastTS int64 // latest packet
+	linkTS int64 // when the table linked it into its idle list
 
 	Side [2]Side // Client, Server
 
-	linkTS    int64  // when the table linked it into its idle list
+	// Notes belong to the detectors; the table zeroes them with the slot.
+	Notes     Notes
 	ID        uint64 // flow id, stable for the life of the connection (53 bits)
 	SynTS     int64  // first SYN
 	LastSynTS int64  // latest SYN (retransmissions included)
@@ -111,6 +111,8 @@ type Conn struct {
 	self         uint32 // this Conn's slab index + 1, fixed at New
 	HistoryLen   uint8
 	timer        bool // the handshake timer is armed
+
+	_ [18]byte // to a whole number of lines
 }
 
 // Prev is what the previous connection on a 4-tuple showed.

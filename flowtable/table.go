@@ -406,11 +406,11 @@ func (t *Table) PrefetchConn(pr *Probe) uint64 {
 		if e&^slotMask == tag {
 			pr.slot = uint32(e & slotMask)
 			c := &t.conns[pr.slot-1]
-			// One field in each of the Conn's first three lines, and
-			// for a control segment in the fourth.
-			v := uint64(c.Key.PortA) + uint64(c.Side[Client].Flags) + uint64(c.EndTS)
+			// One field in each of the Conn's first two lines, and
+			// for a control segment in each of the others.
+			v := uint64(c.Key.PortA) + uint64(c.Side[Client].Flags)
 			if pr.ctl {
-				v += uint64(c.HistoryLen)
+				v += uint64(c.EndTS) + uint64(c.HistoryLen)
 			}
 			return v
 		}

@@ -210,7 +210,6 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 				c.FirstDataTS = ts
 			}
 		}
-		s.Bytes += uint64(n)
 		c.addHistory(histD, fromClient)
 	}
 	if p.Flags&decode.FlagFIN != 0 && !rst {

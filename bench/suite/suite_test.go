@@ -98,20 +98,22 @@ func TestQuickRun(t *testing.T) {
 	if len(r.Standard.Stages) == 0 {
 		t.Error("no stages from the standard capture's profile")
 	}
-	// The quick capture's profile holds a few 10 ms samples per
-	// goroutine, so the worker may tie with another (and setup, not
-	// labelled, may exceed it); none may have more.
-	var worker, most time.Duration
+	// The quick capture's profile holds a few 10 ms samples in all, so
+	// which goroutine got most (or any) is chance; that its samples carry
+	// the sensor's labels is not. TestRoles checks the parsing.
+	known := map[string]bool{"worker": true, "correlator and publisher": true,
+		"faulting in the flow table": true, "replay reader": true}
+	var labelled time.Duration
 	for _, g := range r.Standard.Roles {
 		switch {
-		case g.Name == "worker":
-			worker = g.CPU
+		case known[g.Name]:
+			labelled += g.CPU
 		case !strings.HasPrefix(g.Name, "other"):
-			most = max(most, g.CPU)
+			t.Errorf("the standard capture's profile by goroutine: unknown role %q", g.Name)
 		}
 	}
-	if worker == 0 || worker < most {
-		t.Errorf("the standard capture's profile by goroutine: %+v, want the worker's the largest share", r.Standard.Roles)
+	if labelled == 0 {
+		t.Errorf("the standard capture's profile by goroutine: %+v, nothing labelled", r.Standard.Roles)
 	}
 	if len(r.Memref.Rounds) != 3 || r.MemNs() <= 0 || len(r.MemrefHuge.Rounds) != 3 {
 		t.Errorf("memory wall rounds %v, in huge pages %v", r.Memref.Rounds, r.MemrefHuge.Rounds)

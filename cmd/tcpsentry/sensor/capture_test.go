@@ -34,7 +34,7 @@ import (
 type flowRec struct {
 	Conns   int
 	Pkts    [2]uint64
-	Bytes   [2]uint64
+	Seq     [2]uint64 // sequence space each side sent (end - ISN)
 	Workers map[int]bool
 }
 
@@ -60,7 +60,7 @@ func newRecorder() (*result, func(int, *flowtable.Conn)) {
 		f.Workers[w] = true
 		for i := range f.Pkts {
 			f.Pkts[i] += uint64(c.Side[i].Pkts)
-			f.Bytes[i] += uint64(c.Side[i].Bytes)
+			f.Seq[i] += uint64(c.Side[i].NextSeq - c.Side[i].ISN)
 		}
 	}
 }
@@ -221,7 +221,7 @@ func compareRuns(t *testing.T, name string, live, rep, seen *result, sent, worke
 	busy := map[int]bool{}
 	for k, lf := range live.flows {
 		rf := rep.flows[k]
-		if rf == nil || lf.Conns != rf.Conns || lf.Pkts != rf.Pkts || lf.Bytes != rf.Bytes {
+		if rf == nil || lf.Conns != rf.Conns || lf.Pkts != rf.Pkts || lf.Seq != rf.Seq {
 			t.Errorf("%s: flow %v: live %+v, replay %+v", name, k, lf, rf)
 			continue
 		}

@@ -288,10 +288,12 @@ func TestSynFlood(t *testing.T) {
 			}
 			est++
 			cl, sv := &c.Side[flowtable.Client], &c.Side[flowtable.Server]
+			// Payload sent: the sequence space less the SYN and the FIN.
+			cb, sb := uint64(cl.NextSeq-cl.ISN-2), uint64(sv.NextSeq-sv.ISN-2)
 			if c.Midstream || c.Stage != flowtable.StageClosed || cl.Pkts != cliPkts || sv.Pkts != srvPkts ||
-				cl.Bytes != cliBytes || sv.Bytes != srvBytes {
+				cb != cliBytes || sb != srvBytes {
 				t.Errorf("%d: established connection %v: stage %v, midstream %v, %d/%d segments, %d/%d bytes; want %d/%d, %d/%d",
-					n, c.Key, c.Stage, c.Midstream, cl.Pkts, sv.Pkts, cl.Bytes, sv.Bytes, cliPkts, srvPkts, cliBytes, srvBytes)
+					n, c.Key, c.Stage, c.Midstream, cl.Pkts, sv.Pkts, cb, sb, cliPkts, srvPkts, cliBytes, srvBytes)
 			}
 		}
 		if est != floodEst {
