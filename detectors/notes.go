@@ -44,7 +44,9 @@ type connNotes struct {
 // the table (Set.Evicted), so the pool cannot run dry. It is allocated
 // whole at start and touched only as it is used, like the table's slab:
 // its resident size follows the most connections that needed notes at
-// once, not the table's size.
+// once, not the table's size. (The Correlator's slab, which grows in
+// chunks, would do as well, reserved whole; measured at a million slots
+// that took 480 more allocations and 7-8 MB more resident memory.)
 type notePool struct {
 	items []connNotes
 	fresh uint32 // items ever used
