@@ -112,6 +112,6 @@ func (s *Set) release(c *flowtable.Conn) {
 	}
 }
 
-// NotesInUse returns how many connections hold notes now, and how often
+// notesInUse returns how many connections hold notes now, and how often
 // one needed them and found the pool empty.
-func (s *Set) NotesInUse() (inUse int, full uint64) { return s.pool.inUse, s.pool.Full }
+func (s *Set) notesInUse() (inUse int, full uint64) { return s.pool.inUse, s.pool.Full }

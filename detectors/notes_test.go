@@ -17,7 +17,7 @@ func TestNotesPoolReused(t *testing.T) {
 	h.send(seg(srv, 80, cli, 50100, S|A, 900, 101, 0), 1*ms)
 	h.send(seg(cli, 50100, srv, 80, A, 101, 901, 0), 2*ms)
 	h.send(seg(srv, 80, cli, 50100, RA, 901, 101, 0), 3*ms)
-	if n, full := h.set.NotesInUse(); n != 1 || full != 0 {
+	if n, full := h.set.notesInUse(); n != 1 || full != 0 {
 		t.Fatalf("after A's RST: %d notes in use, %d full; want 1, 0", n, full)
 	}
 	// Another flow's SYN 11 s later: A, closed, leaves the table.
@@ -25,7 +25,7 @@ func TestNotesPoolReused(t *testing.T) {
 	if h.tb.Stats().EvictedIdle != 1 {
 		t.Fatalf("A did not leave: %+v", h.tb.Stats())
 	}
-	if n, _ := h.set.NotesInUse(); n != 0 {
+	if n, _ := h.set.notesInUse(); n != 0 {
 		t.Fatalf("%d notes in use after A left", n)
 	}
 	// B retransmits data (taking A's notes back from the pool), then the
@@ -36,7 +36,7 @@ func TestNotesPoolReused(t *testing.T) {
 	h.send(seg(cli, 50102, srv, 80, A, 1001, 5001, 0), t0+2*ms)
 	h.send(seg(cli, 50102, srv, 80, A, 1001, 5001, 10), t0+3*ms)
 	h.send(seg(cli, 50102, srv, 80, A, 1001, 5001, 10), t0+4*ms)
-	if n, _ := h.set.NotesInUse(); n != 1 || h.set.pool.fresh != 1 {
+	if n, _ := h.set.notesInUse(); n != 1 || h.set.pool.fresh != 1 {
 		t.Fatalf("%d notes in use, %d ever used; want 1 and 1", n, h.set.pool.fresh)
 	}
 	h.send(seg(srv, 80, cli, 50102, RA, 5001, 1011, 0), t0+5*ms)
@@ -55,7 +55,7 @@ func TestNotesPoolReused(t *testing.T) {
 	if ignored != 1 {
 		t.Fatalf("%d rst_ignored for B, want 1; events %+v", ignored, evs)
 	}
-	if n, full := h.set.NotesInUse(); n != 0 || full != 0 {
+	if n, full := h.set.notesInUse(); n != 0 || full != 0 {
 		t.Fatalf("after the end: %d notes in use, %d full; want 0, 0", n, full)
 	}
 }
@@ -74,18 +74,18 @@ func TestNotesPoolBounded(t *testing.T) {
 		h.send(seg(cli, port, srv, 80, A, 2, 10, 5), ts+2*us)
 		h.send(seg(srv, 80, cli, port, RA, 10, 7, 0), ts+3*us)
 		ts += 10 * us
-		if n, full := h.set.NotesInUse(); n > h.tb.Stats().Active || full != 0 {
+		if n, full := h.set.notesInUse(); n > h.tb.Stats().Active || full != 0 {
 			t.Fatalf("connection %d: %d notes in use for %d connections, %d full", i, n, h.tb.Stats().Active, full)
 		}
 	}
 	if st := h.tb.Stats(); st.EvictedFull != 640-64 {
 		t.Fatalf("evicted %d, want %d", st.EvictedFull, 640-64)
 	}
-	if n, _ := h.set.NotesInUse(); n != 64 || h.set.pool.fresh != 64 {
+	if n, _ := h.set.notesInUse(); n != 64 || h.set.pool.fresh != 64 {
 		t.Fatalf("%d notes in use, %d ever used; want 64, 64", n, h.set.pool.fresh)
 	}
 	h.end()
-	if n, full := h.set.NotesInUse(); n != 0 || full != 0 {
+	if n, full := h.set.notesInUse(); n != 0 || full != 0 {
 		t.Fatalf("after the end: %d notes in use, %d full", n, full)
 	}
 }
