@@ -22,4 +22,20 @@ func TestConnLayout(t *testing.T) {
 	if f, _ := ct.FieldByName("Side"); f.Offset != line {
 		t.Errorf("Side starts at byte %d, not at the second line", f.Offset)
 	}
+	// The lines the read-ahead passes ask for by number, and the fields
+	// the portable prefetch reads of each.
+	for name, l := range map[string]int{
+		"Key": lineKey, "LastTS": lineKey, "linkTS": lineKey,
+		"Side":  lineSides,
+		"Notes": lineTimes, "SynTS": lineTimes, "EndTS": lineTimes,
+		"History": lineLinks, "HistoryLen": lineLinks, "prev": lineLinks, "next": lineLinks,
+	} {
+		f, _ := ct.FieldByName(name)
+		if first, last := f.Offset/line, (f.Offset+f.Type.Size()-1)/line; first != uintptr(l) || last != uintptr(l) {
+			t.Errorf("%s is in lines %d to %d, not in line %d alone", name, first, last, l)
+		}
+	}
+	if ct.Size() != linesPerConn*line {
+		t.Errorf("linesPerConn is %d", linesPerConn)
+	}
 }

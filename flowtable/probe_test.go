@@ -1,7 +1,9 @@
 package flowtable
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/tcpsentry/tcpsentry/flowtable/decode"
 )
@@ -36,4 +38,73 @@ func TestProbeMatchesKeyOf(t *testing.T) {
 			t.Errorf("packet %d: probe %+v %v %x; KeyOf %+v %v, Hash %x", i, pr.key, pr.fromA, pr.hash, k, fromA, tb.Hash(&k))
 		}
 	}
+}
+
+// TestReadAheadPasses: the passes find the Conn a packet will track and
+// queue the lines tracking it touches; a packet a second after the
+// Conn's link time also queues the Conn's links and its idle-list
+// neighbours' (which moving it to the tail writes), and a later packet
+// does not.
+func TestReadAheadPasses(t *testing.T) {
+	tb, _ := newTable(t, 16)
+	const sec = int64(time.Second)
+	for i, port := range []uint16{1000, 1001, 1002} { // one idle list, in this order
+		p := seg(cli, port, srv, 80, S, 1, 0, 0)
+		tb.Packet(&p, int64(i))
+	}
+	conn := func(port uint16) *Conn {
+		p := seg(cli, port, srv, 80, A, 0, 0, 0)
+		k, _ := KeyOf(&p)
+		return tb.Lookup(&k)
+	}
+	first, mid, last := conn(1000), conn(1001), conn(1002)
+	passes := func(p decode.Packet, ts int64) (Probe, []uint32) {
+		var pr Probe
+		tb.Probe(&p, &pr)
+		tb.PrefetchIndex(&pr)
+		if q := &tb.ahead; q.nIdx != 1 || q.index[0] != uint32((pr.hash>>slotBits)&tb.mask) {
+			t.Fatalf("index queue %v", q.index[:q.nIdx])
+		}
+		tb.Prefetch()
+		tb.PrefetchConn(&pr)
+		tb.PrefetchRelink(&pr, ts)
+		tb.PrefetchLinks(&pr)
+		lines := append([]uint32(nil), tb.ahead.lines[:tb.ahead.nLin]...)
+		tb.Prefetch()
+		if tb.ahead.nIdx+tb.ahead.nLin != 0 {
+			t.Fatal("Prefetch left lines queued")
+		}
+		return pr, lines
+	}
+	line := func(c *Conn, l uint32) uint32 { return (c.self-1)*linesPerConn + l }
+
+	pr, lines := passes(seg(cli, 1001, srv, 80, A, 2, 0, 0), sec/2)
+	if pr.slot != mid.self || pr.relink || !slices.Equal(lines, []uint32{line(mid, lineKey), line(mid, lineSides)}) {
+		t.Errorf("half a second on: slot %d (want %d), relink %v, lines %v", pr.slot, mid.self, pr.relink, lines)
+	}
+	pr, lines = passes(seg(cli, 1001, srv, 80, A, 2, 0, 0), 2*sec)
+	want := []uint32{line(mid, lineKey), line(mid, lineSides), line(mid, lineLinks), line(first, lineLinks), line(last, lineLinks)}
+	if !pr.relink || !slices.Equal(lines, want) {
+		t.Errorf("two seconds on: relink %v, lines %v, want %v", pr.relink, lines, want)
+	}
+	pr, lines = passes(seg(cli, 1001, srv, 80, F|A, 2, 0, 0), sec/2)
+	want = []uint32{line(mid, lineKey), line(mid, lineSides), line(mid, lineTimes), line(mid, lineLinks)}
+	if !slices.Equal(lines, want) {
+		t.Errorf("a FIN: lines %v, want %v", lines, want)
+	}
+	if pr, lines = passes(seg(cli, 2000, srv, 80, S, 1, 0, 0), 2*sec); pr.slot != 0 || len(lines) != 0 {
+		t.Errorf("a new flow: slot %d, lines %v", pr.slot, lines)
+	}
+	// More than a queue holds: Prefetch runs on its own.
+	p := seg(cli, 1001, srv, 80, A, 2, 0, 0)
+	var many Probe
+	tb.Probe(&p, &many)
+	for range 3 * aheadMax {
+		tb.PrefetchIndex(&many)
+		tb.PrefetchConn(&many)
+	}
+	if q := &tb.ahead; q.nIdx > aheadMax || q.nLin > aheadMax {
+		t.Fatalf("queues hold %d and %d", q.nIdx, q.nLin)
+	}
+	tb.Prefetch()
 }

@@ -156,6 +156,7 @@ type Table struct {
 	// takes the place of the set's oldest, so the memory holds the latest
 	// ends, not a random part of them (see recentWays).
 	recent []recentConn
+	ahead  aheadQueue
 }
 
 // ErrCapacity is returned by New for a capacity out of range.
@@ -344,24 +345,27 @@ func (t *Table) Lookup(k *Key) *Conn {
 
 // Probe is a packet's flow key and its hash, computed ahead of Track.
 // A worker fills the probes of a group of packets and then runs each
-// prefetch pass over the whole group before it tracks any packet: the
-// cache misses of the packets' lookups then overlap instead of following
-// one another, as in DPDK's bulk lookup. With a large table a lookup is
-// otherwise a chain of dependent misses: index entry, Conn, and the
-// Conn's neighbours in its idle list when it is moved to the tail.
-//
-// The prefetch passes only read; each returns a word of what it read,
-// which the caller adds to a sum it keeps so that the reads are not
-// optimised away. A pass over a group is a tight loop of loads, so the
-// processor keeps many of them in flight at once.
+// read-ahead pass over the whole group, and calls Prefetch after it,
+// before it tracks any packet: the cache misses of the packets' lookups
+// then overlap instead of following one another, as in DPDK's bulk
+// lookup. With a large table a lookup is otherwise a chain of dependent
+// misses: index entry, Conn, the Conn's links when it is moved to the
+// tail of its idle list, and its neighbours there. The passes, in order:
+// PrefetchIndex, PrefetchConn, PrefetchRelink, PrefetchLinks; each
+// reads what the one before asked for, so a worker runs them on
+// different groups, a group apart. They only read, and only decide what
+// is read ahead: Track gives the same result without them.
 type Probe struct {
 	key   Key
 	hash  uint64
 	fromA bool
 	// ctl: a SYN, FIN or RST, which also touches the Conn's colder lines
 	// (handshake and end times, history, the detectors' notes).
-	ctl  bool
-	slot uint32 // slab index + 1 of the Conn PrefetchConn found, 0 if none
+	ctl bool
+	// relink: the packet will move the Conn to the tail of its idle list
+	// (PrefetchRelink).
+	relink bool
+	slot   uint32 // slab index + 1 of the Conn PrefetchConn found, 0 if none
 }
 
 // Probe fills pr for p. It is KeyOf and Hash in one, on the address
@@ -385,57 +389,134 @@ func (t *Table) Probe(p *decode.Packet, pr *Probe) {
 	pr.hash = t.hasher.sum(s0, s1, d0, d1,
 		uint64(sp)<<48|uint64(dp)<<32|uint64(p.VLAN[0])<<16|uint64(p.VLAN[1]),
 		uint64(p.Family)<<8|uint64(p.Iface))
-	pr.slot = 0
+	pr.slot, pr.relink = 0, false
 }
 
-// PrefetchIndex reads pr's index bucket.
-func (t *Table) PrefetchIndex(pr *Probe) uint64 {
-	return t.index[(pr.hash>>slotBits)&t.mask]
+// The read-ahead passes. Each queues the lines it wants and Prefetch
+// starts reading them; a pass reads only what the pass before it asked
+// for, so each of a packet's misses (index entry, Conn, idle-list
+// neighbours) is in flight while the worker works on other groups. See
+// Probe.
+
+// linesPerConn is the number of 64-byte lines of a Conn (TestConnLayout).
+const linesPerConn = 4
+
+// Lines of a Conn the passes read: see Conn's layout.
+const (
+	lineKey   = 0 // key, stage, clocks: every segment
+	lineSides = 1 // both Sides: every segment
+	lineTimes = 2 // the detectors' notes, handshake and end times
+	lineLinks = 3 // history, idle-list and timer links
+)
+
+// aheadMax is how many lines of each kind a queue holds before Prefetch
+// is called for it anyway.
+const aheadMax = 128
+
+// aheadQueue is what the read-ahead passes asked for and Prefetch has
+// not started yet.
+type aheadQueue struct {
+	index      [aheadMax]uint32 // index positions
+	lines      [aheadMax]uint32 // slab lines: slot index * linesPerConn + line
+	nIdx, nLin int
+	// sink keeps what the loads of the portable prefetch read, so that
+	// the compiler keeps them; its value means nothing.
+	sink uint64
 }
 
-// PrefetchConn reads the lines that tracking a segment touches of the
-// Conn pr's flow most likely has: that of the first index entry with its
-// hash's tag.
-func (t *Table) PrefetchConn(pr *Probe) uint64 {
+func (t *Table) aheadIndex(pos uint64) {
+	q := &t.ahead
+	if q.nIdx == aheadMax {
+		t.Prefetch()
+	}
+	q.index[q.nIdx] = uint32(pos)
+	q.nIdx++
+}
+
+// aheadConn queues line of the Conn in slot s (slab index + 1).
+func (t *Table) aheadConn(s uint32, line uint32) {
+	q := &t.ahead
+	if q.nLin == aheadMax {
+		t.Prefetch()
+	}
+	q.lines[q.nLin] = (s-1)*linesPerConn + line
+	q.nLin++
+}
+
+// Prefetch starts reading every line the passes queued since it was last
+// called. It does not wait for them.
+func (t *Table) Prefetch() {
+	q := &t.ahead
+	if q.nIdx > 0 {
+		q.sink += prefetchIndex(t.index, q.index[:q.nIdx])
+		q.nIdx = 0
+	}
+	if q.nLin > 0 {
+		q.sink += prefetchSlab(t.conns, q.lines[:q.nLin])
+		q.nLin = 0
+	}
+}
+
+// PrefetchIndex queues pr's index bucket.
+func (t *Table) PrefetchIndex(pr *Probe) {
+	t.aheadIndex((pr.hash >> slotBits) & t.mask)
+}
+
+// PrefetchConn finds, in the index entries PrefetchIndex read, the Conn
+// pr's flow most likely has (that of the first entry with its hash's
+// tag), and queues the lines tracking the segment touches: the first two,
+// and for a control segment the others.
+func (t *Table) PrefetchConn(pr *Probe) {
+	pr.slot, pr.relink = 0, false
 	tag := pr.hash &^ slotMask
 	for i := (pr.hash >> slotBits) & t.mask; ; i = (i + 1) & t.mask {
 		e := t.index[i]
 		if e == 0 {
-			return 0
+			return
 		}
 		if e&^slotMask == tag {
-			pr.slot = uint32(e & slotMask)
-			c := &t.conns[pr.slot-1]
-			// One field in each of the Conn's first two lines, and
-			// for a control segment in each of the others.
-			v := uint64(c.Key.PortA) + uint64(c.Side[Client].Flags)
+			s := uint32(e & slotMask)
+			pr.slot = s
+			t.aheadConn(s, lineKey)
+			t.aheadConn(s, lineSides)
 			if pr.ctl {
-				v += uint64(c.EndTS) + uint64(c.HistoryLen)
+				t.aheadConn(s, lineTimes)
+				t.aheadConn(s, lineLinks)
 			}
-			return v
+			return
 		}
 	}
 }
 
-// PrefetchLinks reads the idle-list neighbours of the Conn PrefetchConn
-// found when a packet at ts would move it to the tail of its list
-// (unlink writes to both).
-func (t *Table) PrefetchLinks(pr *Probe, ts int64) uint64 {
+// PrefetchRelink decides, from the Conn's first line, whether a packet at
+// ts will move it to the tail of its idle list, and if so queues the
+// Conn's line of links (a control segment queued it already).
+func (t *Table) PrefetchRelink(pr *Probe, ts int64) {
 	if pr.slot == 0 {
-		return 0
+		return
+	}
+	if ts-t.conns[pr.slot-1].linkTS < relinkGranularity {
+		return
+	}
+	pr.relink = true
+	if !pr.ctl {
+		t.aheadConn(pr.slot, lineLinks)
+	}
+}
+
+// PrefetchLinks queues the line of links of the Conn's idle-list
+// neighbours, which moving it to the tail writes.
+func (t *Table) PrefetchLinks(pr *Probe) {
+	if !pr.relink {
+		return
 	}
 	c := &t.conns[pr.slot-1]
-	if ts-c.linkTS < relinkGranularity {
-		return 0
-	}
-	var v uint64
 	if c.prev != 0 {
-		v += uint64(t.conns[c.prev-1].next)
+		t.aheadConn(c.prev, lineLinks)
 	}
 	if c.next != 0 {
-		v += uint64(t.conns[c.next-1].prev)
+		t.aheadConn(c.next, lineLinks)
 	}
-	return v
 }
 
 // equal reports whether two keys are the same, field by field: the
