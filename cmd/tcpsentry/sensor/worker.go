@@ -182,15 +182,14 @@ type pktGroup struct {
 
 // Reading ahead pays when the flows' lines are not in the caches, which
 // depends on the traffic more than on the size of the table. On the
-// benchmark's standard capture (131,000 flows held, long responses) the
-// pipeline was slower than tracking each group as it is decoded (median
-// 1.70 s against 1.41 s, 8 of 10 alternating runs); with 200,000 flows
-// of short exchanges it was faster (0.72-0.88 s against 0.98-1.10 s);
-// at a million, timed within one replay, neither was faster beyond the
-// noise (333 and 379 ns per packet against 335 and 344). So the worker
-// times both: at the start of every round of tuneRound batches it
-// alternates them for tuneTrial batches and keeps the faster for the
-// rest. Both give the same results; only speed differs. Below
+// benchmark's standard capture (131,000 flows held, long responses)
+// tracking each group as it is decoded is the faster way: 104-135 ns a
+// packet against 122-152 reading ahead, 5 alternating rounds. On
+// sweep-1M reading ahead is: 231-303 against 307-321, 3 rounds (with
+// the loads before prefetch instructions; those only widened the gap).
+// So the worker times both: at the start of every round of tuneRound
+// batches it alternates them for tuneTrial batches and keeps the faster
+// for the rest. Both give the same results; only speed differs. Below
 // pipelineFlows flows it never reads ahead.
 const (
 	pipelineFlows = 1 << 13
@@ -240,7 +239,7 @@ func (t *modeTuner) timed(way int, ns, pkts int64) {
 // batches, not their sum, since a batch during which the worker lost its
 // CPU (the reader and the Correlator share two here) or faulted in
 // memory takes many times as long and would decide alone. Summed, the
-// tuner kept the slower way for 12-32% of the standard capture's
+// tuner kept the slower way for 8-32% of the standard capture's
 // packets.
 func (t *modeTuner) done() {
 	t.batch++
