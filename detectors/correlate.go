@@ -112,6 +112,32 @@ func (c *Correlator) Arrays() []any {
 	return append(a, c.folds.arrays()...)
 }
 
+// MemoryRegions names the Correlator's arrays for a map of what the
+// sensor's memory holds (see sensor.Config.MapMemory): the fixed tables,
+// and the queue of items waiting for every worker's watermark, which
+// grows with the connections that start or end within the reorder
+// allowance (or all at once, in the workers' final flush).
+func (c *Correlator) MemoryRegions(yield func(name string, array any)) {
+	for _, a := range c.servers.arrays() {
+		yield("correlator: server ports", a)
+	}
+	for _, a := range c.clocks.arrays() {
+		yield("correlator: TCP clocks", a)
+	}
+	for _, a := range c.folds.arrays() {
+		yield("correlator: fold windows", a)
+	}
+	yield("correlator: fold windows", []foldRef(c.foldQ))
+	const q = "correlator: queued facts and events"
+	c.facts.regions(q, yield)
+	c.evs.regions(q, yield)
+	yield(q, c.items.ready)
+	for _, ch := range c.items.chunks {
+		yield(q, ch)
+	}
+	yield(q, c.flush)
+}
+
 // NewCorrelator returns a correlator for workers workers; emit receives
 // each outgoing event (the pointer is valid for the call).
 func NewCorrelator(cfg Config, workers int, emit func(*Event)) *Correlator {

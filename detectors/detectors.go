@@ -134,6 +134,12 @@ type Set struct {
 	}
 }
 
+// MemoryRegions names the Set's arrays for a map of what the sensor's
+// memory holds (see sensor.Config.MapMemory).
+func (s *Set) MemoryRegions(yield func(name string, array any)) {
+	yield("detectors: notes", s.pool.items)
+}
+
 const synackCache = 1024
 
 var _ flowtable.Handler = (*Set)(nil)

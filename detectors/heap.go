@@ -80,6 +80,14 @@ func (s *slab[T]) reserve(n int) {
 	s.free = slices.Grow(s.free, n)
 }
 
+// regions yields the slab's arrays under name.
+func (s *slab[T]) regions(name string, yield func(string, any)) {
+	for _, ch := range s.chunks {
+		yield(name, ch)
+	}
+	yield(name, s.free)
+}
+
 // at returns the value in slot i.
 func (s *slab[T]) at(i int32) *T { return &s.chunks[i>>slabBits][i&(slabChunk-1)] }
 

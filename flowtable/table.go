@@ -226,6 +226,14 @@ func (cfg Config) Slots() (int, error) {
 // The Conn slab comes first; see Fresh.
 func (t *Table) Arrays() []any { return []any{t.conns, t.index, t.recent} }
 
+// MemoryRegions names the table's large arrays for a map of what the
+// sensor's memory holds (see sensor.Config.MapMemory).
+func (t *Table) MemoryRegions(yield func(name string, array any)) {
+	yield("flow table: connections", t.conns)
+	yield("flow table: index", t.index)
+	yield("flow table: ended connections", t.recent)
+}
+
 // Fresh returns how many slots of the Conn slab were ever used: new
 // connections take the slab's slots in order, so its first Fresh() Conns
 // have been touched and the others never were (until the table was full

@@ -58,3 +58,42 @@ func resident(t *testing.T, s []byte) int {
 	}
 	return n
 }
+
+// TestResident: Resident counts the bytes of a value that lie in
+// resident pages, a page shared with other values only for the value's
+// own bytes.
+func TestResident(t *testing.T) {
+	page := os.Getpagesize()
+	s, err := unix.Mmap(-1, 0, 16*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(s)
+	check := func(what string, v any, size, res int64) {
+		t.Helper()
+		gs, gr, ok := ring.Resident(v)
+		if !ok || gs != size || gr != res {
+			t.Errorf("%s: Resident = %d, %d, %v; want %d, %d, true", what, gs, gr, ok, size, res)
+		}
+	}
+	p := int64(page)
+	check("untouched", s, 16*p, 0)
+	s[3*page] = 1
+	s[7*page+5] = 1
+	s[15*page] = 1
+	check("three pages touched", s, 16*p, 3*p)
+	// From the middle of page 3 to the middle of page 8: half of page 3,
+	// page 7, none of 8.
+	check("a slice within", s[3*page+page/2:8*page+page/2:8*page+page/2], 5*p, p/2+p)
+	// The capacity counts, not the length.
+	check("capacity", s[:0], 16*p, 3*p)
+	type pair struct{ a, b uint64 }
+	pp := (*pair)(unsafe.Pointer(&s[7*page+16]))
+	check("a pointer", pp, 16, 16)
+	check("a pointer into an untouched page", (*pair)(unsafe.Pointer(&s[9*page])), 16, 0)
+	for _, v := range []any{nil, 3, (*pair)(nil), "x"} {
+		if _, _, ok := ring.Resident(v); ok {
+			t.Errorf("Resident(%#v) is ok", v)
+		}
+	}
+}

@@ -75,6 +75,8 @@ type replayResult struct {
 	GCs         uint32        // GC cycles during the replay
 	RSSBefore   int64         // bytes resident before the replay (the file, when in memory)
 	RSSPeak     int64         // peak resident bytes of the process during the replay
+	// Memory maps the pipeline's large arrays at the end (-memmap).
+	Memory []sensor.MemoryRegion `json:",omitempty"`
 }
 
 // Running is the replay's wall time once its pipeline is built: Elapsed
@@ -115,6 +117,7 @@ func childReplay(args []string) (replayResult, error) {
 	events := fs.String("events", "", "write events here (JSON lines)")
 	cpuprofile := fs.String("cpuprofile", "", "CPU profile of the replay")
 	memprofile := fs.String("memprofile", "", "allocation profile of the replay (every allocation sampled)")
+	memmap := fs.Bool("memmap", false, "map what the pipeline's large arrays take and what of them is resident")
 	if err := fs.Parse(args); err != nil {
 		return replayResult{}, err
 	}
@@ -175,11 +178,12 @@ func childReplay(args []string) (replayResult, error) {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	start := time.Now()
-	sum, err := sensor.Replay(context.Background(), in, sensor.Config{Workers: *workers, Flows: *flows}, out)
+	sum, err := sensor.Replay(context.Background(), in, sensor.Config{Workers: *workers, Flows: *flows, MapMemory: *memmap}, out)
 	res.Elapsed = time.Since(start)
 	res.Setup = sum.Setup
 	runtime.ReadMemStats(&ms1)
 	res.RSSPeak = procStatus("VmHWM")
+	res.Memory = sum.Memory
 	if err != nil {
 		return res, err
 	}

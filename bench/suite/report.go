@@ -324,6 +324,26 @@ func writeReport(dir string, r *results, cfg config) error {
 		}
 	}
 
+	if big := r.largest(); big != nil {
+		if m, ok := big.Median(1); ok && len(m.Memory) > 0 && m.Flows > 0 {
+			p("\n## Where the memory goes\n\n")
+			p("%s, 1 worker, a table of %d slots (at most %d flows held at once): what the\n", big.Name, m.Flows, big.Gen.MaxHeld)
+			p("pipeline's large arrays take at the end of the replay, and what of them is resident\n(mincore). Nothing is given back during a run, so for these arrays the end is the peak.\n\n")
+			p("| arrays | allocated MB | resident MB | resident B per slot | share of the growth |\n|---|---:|---:|---:|---:|\n")
+			grow := m.RSSPeak - m.RSSBefore
+			var sum int64
+			row := func(name string, alloc string, res int64) {
+				p("| %s | %s | %.1f | %.0f | %.0f%% |\n", name, alloc, float64(res)/1e6, float64(res)/float64(m.Flows), 100*float64(res)/float64(max(grow, 1)))
+			}
+			for _, g := range m.Memory {
+				row(g.Name, fmt.Sprintf("%.1f", float64(g.Bytes)/1e6), g.Resident)
+				sum += g.Resident
+			}
+			row("the rest: the Go runtime, stacks, the replay reader's buffers", "", grow-sum)
+			row("**growth of the replay's RSS**", "", grow)
+		}
+	}
+
 	if len(r.Flat) == 2 {
 		p("\n## Memory over a longer capture\n\nThe sweep's first level streamed from the generator into one worker (no file), as it is and %d× longer:\n\n", r.Flat[1].Times)
 		p("| capture | packets | flows held at once (most) | peak RSS MB | allocations | GC cycles |\n|---|---:|---:|---:|---:|---:|\n")

@@ -294,7 +294,7 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 				}
 			}
 			cr, err := s.run.child(ctx, &r.replayResult, nil, "replay", "-file", name, "-inmem",
-				"-workers", strconv.Itoa(w), "-flows", strconv.Itoa(flows), "-events", events)
+				"-workers", strconv.Itoa(w), "-flows", strconv.Itoa(flows), "-events", events, "-memmap")
 			if err != nil {
 				return err
 			}

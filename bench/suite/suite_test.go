@@ -78,6 +78,9 @@ func TestQuickRun(t *testing.T) {
 				if c.Child.MaxRSS <= 0 || c.RSSPeak < c.RSSBefore || c.Elapsed <= 0 {
 					t.Errorf("%s, %d workers: RSS %d (before %d, peak %d), elapsed %v", f.Name, w, c.Child.MaxRSS, c.RSSBefore, c.RSSPeak, c.Elapsed)
 				}
+				if len(c.Memory) == 0 || c.Memory[0].Name != "flow table: connections" || c.Memory[0].Resident <= 0 {
+					t.Errorf("%s, %d workers: memory map %+v", f.Name, w, c.Memory)
+				}
 				if c.Setup <= 0 || c.Setup >= c.Elapsed {
 					t.Errorf("%s, %d workers: setup %v of %v", f.Name, w, c.Setup, c.Elapsed)
 				}
@@ -122,7 +125,7 @@ func TestQuickRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Goals", "## Replay", "## Peers and references", "## Where the time goes", "(pps-vs-flows.svg)", "(ns-vs-flows.svg)", "0 events missing, 0 unexpected", "In 2 MiB pages", "the chase ran once more", "median of each run ÷ the chase just before it"} {
+	for _, want := range []string{"## Goals", "## Replay", "## Peers and references", "## Where the time goes", "## Where the memory goes", "| flow table: connections |", "(pps-vs-flows.svg)", "(ns-vs-flows.svg)", "0 events missing, 0 unexpected", "In 2 MiB pages", "the chase ran once more", "median of each run ÷ the chase just before it"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}

@@ -60,6 +60,9 @@ type Config struct {
 	// (see Observer.Snapshot).
 	Observer *Observer
 
+	// MapMemory has Replay fill Summary.Memory.
+	MapMemory bool
+
 	// flowEnded, when set, sees every connection as it leaves a
 	// worker's table (the tests compare live and replay flow by flow).
 	flowEnded func(worker int, c *flowtable.Conn)
@@ -138,6 +141,19 @@ type Summary struct {
 	Kernel     []ring.IfaceStats
 	// PerWorker is each worker's packet count (fanout balance).
 	PerWorker []uint64
+
+	// Memory maps the pipeline's large arrays at the end of a replay
+	// (Config.MapMemory): by what they hold, the bytes allocated and
+	// those resident. Nothing is given back to the system during a run,
+	// so for these arrays the end is the peak.
+	Memory []MemoryRegion
+}
+
+// MemoryRegion is what one kind of the pipeline's arrays takes.
+type MemoryRegion struct {
+	Name     string
+	Bytes    int64 // allocated
+	Resident int64 // in pages that are in memory
 }
 
 // DecodeFailures is the number of frames not decoded to a TCP segment.
@@ -318,6 +334,9 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 	defer stop()
 	err = p.run(nil, nil, nil)
 	sum := p.summary()
+	if cfg.MapMemory {
+		sum.Memory = p.mapMemory()
+	}
 	st := rp.Stats()
 	sum.Truncated = st.Truncated
 	sum.FirstTS, sum.LastTS = st.FirstTS, st.LastTS
@@ -713,3 +732,29 @@ func (p *publisher) write(e *detectors.Event) {
 
 // wait waits for the publisher to finish after every worker ended.
 func (p *publisher) wait() error { return <-p.done }
+
+// mapMemory measures the workers' and the Correlator's arrays, summed by
+// name over the workers, in the order first named.
+func (p *pipeline) mapMemory() []MemoryRegion {
+	var out []MemoryRegion
+	add := func(name string, a any) {
+		size, res, ok := ring.Resident(a)
+		if !ok {
+			return
+		}
+		for i := range out {
+			if out[i].Name == name {
+				out[i].Bytes += size
+				out[i].Resident += res
+				return
+			}
+		}
+		out = append(out, MemoryRegion{Name: name, Bytes: size, Resident: res})
+	}
+	for _, w := range p.workers {
+		w.flows.MemoryRegions(add)
+		w.det.MemoryRegions(add)
+	}
+	p.pub.cor.MemoryRegions(add)
+	return out
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -515,5 +516,45 @@ func TestPortReuseOldConnectionUnseen(t *testing.T) {
 	}
 	if v, ok := e.Lookup(detectors.EvSincePreviousMs); ok {
 		t.Errorf("since_previous_ms %d for a connection the capture does not hold", v)
+	}
+}
+
+// TestReplayMapsMemory: with MapMemory, a replay's summary names the
+// pipeline's large arrays, each worker's summed, with their sizes and
+// what of them is resident; without it, nothing.
+func TestReplayMapsMemory(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("residency comes from mincore, on Linux")
+	}
+	data, err := os.ReadFile("../../../testdata/refused_any.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Replay(context.Background(), ring.InMemory(data), Config{Workers: 2, Flows: 1000}, io.Discard)
+	if err != nil || s.Memory != nil {
+		t.Fatalf("without MapMemory: %v, %+v", err, s.Memory)
+	}
+	s, err = Replay(context.Background(), ring.InMemory(data), Config{Workers: 2, Flows: 1000, MapMemory: true}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"flow table: connections", "flow table: index", "flow table: ended connections",
+		"detectors: notes", "correlator: server ports", "correlator: TCP clocks", "correlator: fold windows",
+		"correlator: queued facts and events"}
+	var names []string
+	for _, m := range s.Memory {
+		names = append(names, m.Name)
+		if m.Bytes <= 0 || m.Resident < 0 || m.Resident > m.Bytes {
+			t.Errorf("%s: %d bytes, %d resident", m.Name, m.Bytes, m.Resident)
+		}
+	}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("regions %q, want %q", names, want)
+	}
+	// Two workers' slabs of 500 Conns each; the capture's flows were
+	// written into them, so some of it is resident.
+	conns := s.Memory[0]
+	if size := int64(reflect.TypeFor[flowtable.Conn]().Size()); conns.Bytes != 1000*size || conns.Resident == 0 {
+		t.Errorf("connections: %d bytes (want %d), %d resident", conns.Bytes, 1000*size, conns.Resident)
 	}
 }
