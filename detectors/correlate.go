@@ -112,6 +112,10 @@ func (c *Correlator) Arrays() []any {
 	return append(a, c.folds.arrays()...)
 }
 
+// MemoryQueue names the Correlator's queue in MemoryRegions: items in
+// transit, not state kept.
+const MemoryQueue = "correlator: queued facts and events"
+
 // MemoryRegions names the Correlator's arrays for a map of what the
 // sensor's memory holds (see sensor.Config.MapMemory): the fixed tables,
 // and the queue of items waiting for every worker's watermark, which
@@ -128,7 +132,7 @@ func (c *Correlator) MemoryRegions(yield func(name string, array any)) {
 		yield("correlator: fold windows", a)
 	}
 	yield("correlator: fold windows", []foldRef(c.foldQ))
-	const q = "correlator: queued facts and events"
+	const q = MemoryQueue
 	c.facts.regions(q, yield)
 	c.evs.regions(q, yield)
 	yield(q, c.items.ready)
