@@ -102,17 +102,14 @@ type Conn struct {
 
 	History [16]byte // Zeek conn.log history letters, in order first seen
 
-	// Table bookkeeping: idle list and handshake timer list (prev/next
-	// slab index + 1). The timer's deadline is SynTS + Config.Handshake,
-	// and the key's hash is computed again when needed, so neither takes
-	// room here.
-	prev, next   uint32
-	tprev, tnext uint32
-	self         uint32 // this Conn's slab index + 1, fixed at New
-	HistoryLen   uint8
-	timer        bool // the handshake timer is armed
+	HistoryLen uint8
+	// timer: the handshake timer is armed. Its deadline is SynTS +
+	// Config.Handshake, and the key's hash is computed again when needed,
+	// so neither takes room here; the idle and timer lists' links are
+	// beside the slab (Table.links).
+	timer bool
 
-	_ [18]byte // to a whole number of lines
+	_ [38]byte // to a whole number of lines
 }
 
 // Prev is what the previous connection on a 4-tuple showed.

@@ -28,7 +28,7 @@ func TestConnLayout(t *testing.T) {
 		"Key": lineKey, "LastTS": lineKey, "linkTS": lineKey,
 		"Side":  lineSides,
 		"Notes": lineTimes, "SynTS": lineTimes, "EndTS": lineTimes,
-		"History": lineLinks, "HistoryLen": lineLinks, "prev": lineLinks, "next": lineLinks,
+		"History": lineLinks, "HistoryLen": lineLinks,
 	} {
 		f, _ := ct.FieldByName(name)
 		if first, last := f.Offset/line, (f.Offset+f.Type.Size()-1)/line; first != uintptr(l) || last != uintptr(l) {

@@ -28,3 +28,7 @@ TEXT ·prefetchIndex(SB), NOSPLIT, $0-56
 // func prefetchSlab(conns []Conn, lines []uint32) uint64
 TEXT ·prefetchSlab(SB), NOSPLIT, $0-56
 	PREFETCH_EACH(conns_base+0(FP), lines_base+24(FP), lines_len+32(FP), 6)
+
+// func prefetchLinks(links []links, slots []uint32) uint64
+TEXT ·prefetchLinks(SB), NOSPLIT, $0-56
+	PREFETCH_EACH(links_base+0(FP), slots_base+24(FP), slots_len+32(FP), 4)

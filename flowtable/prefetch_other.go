@@ -28,8 +28,16 @@ func prefetchSlab(conns []Conn, lines []uint32) uint64 {
 		case 2:
 			v += uint64(c.EndTS)
 		default:
-			v += uint64(c.next)
+			v += uint64(c.HistoryLen)
 		}
+	}
+	return v
+}
+
+func prefetchLinks(links []links, slots []uint32) uint64 {
+	var v uint64
+	for _, i := range slots {
+		v += uint64(links[i].next)
 	}
 	return v
 }

@@ -58,7 +58,7 @@ func TestReadAheadPasses(t *testing.T) {
 		return tb.Lookup(&k)
 	}
 	first, mid, last := conn(1000), conn(1001), conn(1002)
-	passes := func(p decode.Packet, ts int64) (Probe, []uint32) {
+	passes := func(p decode.Packet, ts int64) (Probe, []uint32, []uint32) {
 		var pr Probe
 		tb.Probe(&p, &pr)
 		tb.PrefetchIndex(&pr)
@@ -70,30 +70,40 @@ func TestReadAheadPasses(t *testing.T) {
 		tb.PrefetchRelink(&pr, ts)
 		tb.PrefetchLinks(&pr)
 		lines := append([]uint32(nil), tb.ahead.lines[:tb.ahead.nLin]...)
+		links := append([]uint32(nil), tb.ahead.links[:tb.ahead.nLnk]...)
 		tb.Prefetch()
-		if tb.ahead.nIdx+tb.ahead.nLin != 0 {
+		if tb.ahead.nIdx+tb.ahead.nLin+tb.ahead.nLnk != 0 {
 			t.Fatal("Prefetch left lines queued")
 		}
-		return pr, lines
+		return pr, lines, links
 	}
-	line := func(c *Conn, l uint32) uint32 { return (c.self-1)*linesPerConn + l }
+	slot := func(c *Conn) uint32 {
+		for i := range tb.conns {
+			if &tb.conns[i] == c {
+				return uint32(i + 1)
+			}
+		}
+		t.Fatal("not in the slab")
+		return 0
+	}
+	line := func(c *Conn, l uint32) uint32 { return (slot(c)-1)*linesPerConn + l }
+	link := func(c *Conn) uint32 { return slot(c) - 1 }
 
-	pr, lines := passes(seg(cli, 1001, srv, 80, A, 2, 0, 0), sec/2)
-	if pr.slot != mid.self || pr.relink || !slices.Equal(lines, []uint32{line(mid, lineKey), line(mid, lineSides)}) {
-		t.Errorf("half a second on: slot %d (want %d), relink %v, lines %v", pr.slot, mid.self, pr.relink, lines)
+	pr, lines, links := passes(seg(cli, 1001, srv, 80, A, 2, 0, 0), sec/2)
+	if pr.slot != slot(mid) || pr.relink || !slices.Equal(lines, []uint32{line(mid, lineKey), line(mid, lineSides)}) || len(links) != 0 {
+		t.Errorf("half a second on: slot %d (want %d), relink %v, lines %v, links %v", pr.slot, slot(mid), pr.relink, lines, links)
 	}
-	pr, lines = passes(seg(cli, 1001, srv, 80, A, 2, 0, 0), 2*sec)
-	want := []uint32{line(mid, lineKey), line(mid, lineSides), line(mid, lineLinks), line(first, lineLinks), line(last, lineLinks)}
-	if !pr.relink || !slices.Equal(lines, want) {
-		t.Errorf("two seconds on: relink %v, lines %v, want %v", pr.relink, lines, want)
+	pr, lines, links = passes(seg(cli, 1001, srv, 80, A, 2, 0, 0), 2*sec)
+	want := []uint32{link(mid), link(first), link(last)}
+	if !pr.relink || !slices.Equal(lines, []uint32{line(mid, lineKey), line(mid, lineSides)}) || !slices.Equal(links, want) {
+		t.Errorf("two seconds on: relink %v, lines %v, links %v, want links %v", pr.relink, lines, links, want)
 	}
-	pr, lines = passes(seg(cli, 1001, srv, 80, F|A, 2, 0, 0), sec/2)
-	want = []uint32{line(mid, lineKey), line(mid, lineSides), line(mid, lineTimes), line(mid, lineLinks)}
-	if !slices.Equal(lines, want) {
-		t.Errorf("a FIN: lines %v, want %v", lines, want)
+	_, lines, links = passes(seg(cli, 1001, srv, 80, F|A, 2, 0, 0), sec/2)
+	if want := ctlLines(line(mid, 0)); !slices.Equal(lines, want) || !slices.Equal(links, []uint32{link(mid)}) {
+		t.Errorf("a FIN: lines %v, links %v, want %v and %v", lines, links, want, link(mid))
 	}
-	if pr, lines = passes(seg(cli, 2000, srv, 80, S, 1, 0, 0), 2*sec); pr.slot != 0 || len(lines) != 0 {
-		t.Errorf("a new flow: slot %d, lines %v", pr.slot, lines)
+	if pr, lines, links = passes(seg(cli, 2000, srv, 80, S, 1, 0, 0), 2*sec); pr.slot != 0 || len(lines)+len(links) != 0 {
+		t.Errorf("a new flow: slot %d, lines %v, links %v", pr.slot, lines, links)
 	}
 	// More than a queue holds: Prefetch runs on its own.
 	p := seg(cli, 1001, srv, 80, A, 2, 0, 0)
@@ -103,8 +113,18 @@ func TestReadAheadPasses(t *testing.T) {
 		tb.PrefetchIndex(&many)
 		tb.PrefetchConn(&many)
 	}
-	if q := &tb.ahead; q.nIdx > aheadMax || q.nLin > aheadMax {
-		t.Fatalf("queues hold %d and %d", q.nIdx, q.nLin)
+	if q := &tb.ahead; q.nIdx > aheadMax || q.nLin > aheadMax || q.nLnk > aheadMax {
+		t.Fatalf("queues hold %d, %d and %d", q.nIdx, q.nLin, q.nLnk)
 	}
 	tb.Prefetch()
+}
+
+// ctlLines are the lines a control segment queues for the Conn whose
+// first line is l0: all of them.
+func ctlLines(l0 uint32) []uint32 {
+	var ls []uint32
+	for l := range uint32(linesPerConn) {
+		ls = append(ls, l0+l)
+	}
+	return ls
 }

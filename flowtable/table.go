@@ -121,6 +121,15 @@ const (
 
 type list struct{ head, tail uint32 } // slab index + 1; 0 = none
 
+// links are a slot's places in its idle list and in the handshake timer
+// list (slab index + 1; 0 = none), and the free list's through next. They
+// are kept beside the slab, not in the Conn: four slots' links share a
+// cache line, and the Conn keeps its room for what the detectors read.
+type links struct {
+	prev, next   uint32
+	tprev, tnext uint32
+}
+
 const slotBits = 27
 const slotMask = 1<<slotBits - 1
 
@@ -130,9 +139,10 @@ const slotMask = 1<<slotBits - 1
 // probe sequences stay short under churn.
 type Table struct {
 	conns []Conn
+	links []links  // by slab index, beside conns
 	index []uint64 // hash bits above slotBits | slot+1; 0 = empty
 	mask  uint64
-	free  uint32 // free list through Conn.next (slab index + 1)
+	free  uint32 // free list through links.next (slab index + 1)
 	// fresh counts slots ever used: slots above it have never been
 	// touched, so a large table costs resident memory only as it fills.
 	fresh   uint32
@@ -184,6 +194,7 @@ func New(cfg Config, h Handler) (*Table, error) {
 	}
 	t := &Table{
 		conns:  make([]Conn, cfg.Capacity),
+		links:  make([]links, cfg.Capacity),
 		index:  make([]uint64, n),
 		mask:   uint64(n - 1),
 		h:      h,
@@ -224,12 +235,17 @@ func (cfg Config) Slots() (int, error) {
 // back them with huge pages before the first packet
 // (ring.AdviseHugePages), which spares each of those reads a page walk.
 // The Conn slab comes first; see Fresh.
-func (t *Table) Arrays() []any { return []any{t.conns, t.index, t.recent} }
+func (t *Table) Arrays() []any { return []any{t.conns, t.index, t.recent, t.links} }
+
+// SlotArrays returns the arrays indexed by slab slot (the Conns and their
+// links): a new connection touches both at its slot (see Fresh).
+func (t *Table) SlotArrays() []any { return []any{t.conns, t.links} }
 
 // MemoryRegions names the table's large arrays for a map of what the
 // sensor's memory holds (see sensor.Config.MapMemory).
 func (t *Table) MemoryRegions(yield func(name string, array any)) {
 	yield("flow table: connections", t.conns)
+	yield("flow table: links", t.links)
 	yield("flow table: index", t.index)
 	yield("flow table: ended connections", t.recent)
 }
@@ -426,7 +442,9 @@ const aheadMax = 128
 type aheadQueue struct {
 	index      [aheadMax]uint32 // index positions
 	lines      [aheadMax]uint32 // slab lines: slot index * linesPerConn + line
+	links      [aheadMax]uint32 // slot indexes whose links are wanted
 	nIdx, nLin int
+	nLnk       int
 	// sink keeps what the loads of the portable prefetch read, so that
 	// the compiler keeps them; its value means nothing.
 	sink uint64
@@ -451,6 +469,16 @@ func (t *Table) aheadConn(s uint32, line uint32) {
 	q.nLin++
 }
 
+// aheadLinks queues the links of slot s (slab index + 1).
+func (t *Table) aheadLinks(s uint32) {
+	q := &t.ahead
+	if q.nLnk == aheadMax {
+		t.Prefetch()
+	}
+	q.links[q.nLnk] = s - 1
+	q.nLnk++
+}
+
 // Prefetch starts reading every line the passes queued since it was last
 // called. It does not wait for them.
 func (t *Table) Prefetch() {
@@ -462,6 +490,10 @@ func (t *Table) Prefetch() {
 	if q.nLin > 0 {
 		q.sink += prefetchSlab(t.conns, q.lines[:q.nLin])
 		q.nLin = 0
+	}
+	if q.nLnk > 0 {
+		q.sink += prefetchLinks(t.links, q.links[:q.nLnk])
+		q.nLnk = 0
 	}
 }
 
@@ -490,6 +522,7 @@ func (t *Table) PrefetchConn(pr *Probe) {
 			if pr.ctl {
 				t.aheadConn(s, lineTimes)
 				t.aheadConn(s, lineLinks)
+				t.aheadLinks(s)
 			}
 			return
 		}
@@ -508,7 +541,7 @@ func (t *Table) PrefetchRelink(pr *Probe, ts int64) {
 	}
 	pr.relink = true
 	if !pr.ctl {
-		t.aheadConn(pr.slot, lineLinks)
+		t.aheadLinks(pr.slot)
 	}
 }
 
@@ -518,12 +551,12 @@ func (t *Table) PrefetchLinks(pr *Probe) {
 	if !pr.relink {
 		return
 	}
-	c := &t.conns[pr.slot-1]
-	if c.prev != 0 {
-		t.aheadConn(c.prev, lineLinks)
+	l := &t.links[pr.slot-1]
+	if l.prev != 0 {
+		t.aheadLinks(l.prev)
 	}
-	if c.next != 0 {
-		t.aheadConn(c.next, lineLinks)
+	if l.next != 0 {
+		t.aheadLinks(l.next)
 	}
 }
 
@@ -537,7 +570,7 @@ func (k *Key) equal(o *Key) bool {
 
 // upsert finds or creates the slot for k, whose hash is h. A new Conn has
 // Stage None.
-func (t *Table) upsert(k *Key, h uint64) (c *Conn, created bool) {
+func (t *Table) upsert(k *Key, h uint64) (c *Conn, s uint32, created bool) {
 	tag := h &^ slotMask
 	i := (h >> slotBits) & t.mask
 	for ; ; i = (i + 1) & t.mask {
@@ -547,13 +580,13 @@ func (t *Table) upsert(k *Key, h uint64) (c *Conn, created bool) {
 		}
 		if e&^slotMask == tag {
 			if c := &t.conns[e&slotMask-1]; c.Key.equal(k) {
-				return c, false
+				return c, uint32(e & slotMask), false
 			}
 		}
 	}
 	if t.free == 0 && int(t.fresh) < len(t.conns) {
 		t.fresh++
-		t.conns[t.fresh-1].next = 0
+		t.links[t.fresh-1].next = 0
 		t.free = t.fresh
 	} else if t.free == 0 {
 		t.evictOldest()
@@ -564,14 +597,15 @@ func (t *Table) upsert(k *Key, h uint64) (c *Conn, created bool) {
 			i = (i + 1) & t.mask
 		}
 	}
-	s := t.free
+	s = t.free
 	c = &t.conns[s-1]
-	t.free = c.next
-	*c = Conn{Key: *k, self: s}
+	t.free = t.links[s-1].next
+	t.links[s-1] = links{}
+	*c = Conn{Key: *k}
 	t.index[i] = tag | uint64(s)
 	t.stats.Active++
 	t.stats.Created++
-	return c, true
+	return c, s, true
 }
 
 // remove unlinks c from the index, its list and timer, and frees its slot.
@@ -602,7 +636,7 @@ func (t *Table) remove(c *Conn, s uint32) {
 		t.unlinkTimer(c, s)
 	}
 	c.Stage = StageNone
-	c.next = t.free
+	t.links[s-1].next = t.free
 	t.free = s
 	t.stats.Active--
 }
@@ -656,9 +690,10 @@ func (t *Table) link(c *Conn, s uint32, cl uint8) {
 	c.linkTS = t.now
 	t.inClass[cl]++
 	l := &t.lists[cl]
-	c.prev, c.next = l.tail, 0
+	k := &t.links[s-1]
+	k.prev, k.next = l.tail, 0
 	if l.tail != 0 {
-		t.conns[l.tail-1].next = s
+		t.links[l.tail-1].next = s
 	} else {
 		l.head = s
 		t.due(t.now + t.timeout[cl])
@@ -669,17 +704,18 @@ func (t *Table) link(c *Conn, s uint32, cl uint8) {
 func (t *Table) unlink(c *Conn, s uint32) {
 	t.inClass[c.class]--
 	l := &t.lists[c.class]
-	if c.prev != 0 {
-		t.conns[c.prev-1].next = c.next
+	k := &t.links[s-1]
+	if k.prev != 0 {
+		t.links[k.prev-1].next = k.next
 	} else {
-		l.head = c.next
+		l.head = k.next
 	}
-	if c.next != 0 {
-		t.conns[c.next-1].prev = c.prev
+	if k.next != 0 {
+		t.links[k.next-1].prev = k.prev
 	} else {
-		l.tail = c.prev
+		l.tail = k.prev
 	}
-	c.prev, c.next = 0, 0
+	k.prev, k.next = 0, 0
 }
 
 // armTimer starts c's handshake timer at its SYN's capture time (c.SynTS,
@@ -690,9 +726,10 @@ func (t *Table) armTimer(c *Conn, s uint32) {
 		return
 	}
 	c.timer = true
-	c.tprev, c.tnext = t.timers.tail, 0
+	k := &t.links[s-1]
+	k.tprev, k.tnext = t.timers.tail, 0
 	if t.timers.tail != 0 {
-		t.conns[t.timers.tail-1].tnext = s
+		t.links[t.timers.tail-1].tnext = s
 	} else {
 		t.timers.head = s
 	}
@@ -701,17 +738,18 @@ func (t *Table) armTimer(c *Conn, s uint32) {
 }
 
 func (t *Table) unlinkTimer(c *Conn, s uint32) {
-	if c.tprev != 0 {
-		t.conns[c.tprev-1].tnext = c.tnext
+	k := &t.links[s-1]
+	if k.tprev != 0 {
+		t.links[k.tprev-1].tnext = k.tnext
 	} else {
-		t.timers.head = c.tnext
+		t.timers.head = k.tnext
 	}
-	if c.tnext != 0 {
-		t.conns[c.tnext-1].tprev = c.tprev
+	if k.tnext != 0 {
+		t.links[k.tnext-1].tprev = k.tprev
 	} else {
-		t.timers.tail = c.tprev
+		t.timers.tail = k.tprev
 	}
-	c.tprev, c.tnext, c.timer = 0, 0, false
+	k.tprev, k.tnext, c.timer = 0, 0, false
 }
 
 // deadline is when c's handshake timer expires: it was armed at c's
@@ -794,7 +832,7 @@ func (t *Table) AdvanceExact(now int64) {
 			if c.linkTS+to > t.now {
 				break
 			}
-			next := c.next
+			next := t.links[s-1].next
 			if c.LastTS+to <= t.now {
 				t.stats.EvictedIdle++
 				t.leave(c, s, EvictIdle)

@@ -41,7 +41,7 @@ func (t *Table) Packet(p *decode.Packet, ts int64) (*Conn, Seg) {
 func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 	t.Advance(ts)
 	k, fromA := &pr.key, pr.fromA
-	c, created := t.upsert(k, pr.hash)
+	c, slot, created := t.upsert(k, pr.hash)
 	var seg Seg
 	syn := p.Flags&decode.FlagSYN != 0
 	ack := p.Flags&decode.FlagACK != 0
@@ -62,10 +62,9 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 				if cl.Has(SideTS) && fromClient {
 					prev.TSval, prev.HasTS = cl.TSval, true
 				}
-				s := c.self
 				t.stats.Reused++
-				t.leave(c, s, EvictReused)
-				c, _ = t.upsert(k, pr.hash)
+				t.leave(c, slot, EvictReused)
+				c, slot, _ = t.upsert(k, pr.hash)
 				// Kept in the new connection, not in the table's
 				// memory of ended ones, where another 4-tuple with the
 				// same slot could overwrite it before the server
@@ -115,7 +114,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 		}
 		c.Stage = StageClosed
 		if c.timer && !fromClient {
-			t.unlinkTimer(c, c.self)
+			t.unlinkTimer(c, slot)
 		}
 	case syn && !ack:
 		switch {
@@ -129,7 +128,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			}
 			seg |= SegSYN
 			takeSynOptions(s, p)
-			t.armTimer(c, c.self)
+			t.armTimer(c, slot)
 		case fromClient && s.ISN == seq:
 			s.Syns++
 			c.LastSynTS = ts
@@ -147,7 +146,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			seg |= SegSYNACK
 			takeSynOptions(s, p)
 			if c.timer {
-				t.unlinkTimer(c, c.self)
+				t.unlinkTimer(c, slot)
 			}
 		case !fromClient && s.ISN == seq:
 			s.Syns++
@@ -172,7 +171,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			// that one. The SYN was answered, so no handshake timeout.
 			seg |= SegAckToSYN
 			if c.timer {
-				t.unlinkTimer(c, c.self)
+				t.unlinkTimer(c, slot)
 			}
 			if c.Prev.EndTS == 0 {
 				c.Prev, _ = t.recall(c)
@@ -185,7 +184,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			c.EstTS = ts
 			c.SynAckUnseen = true
 			if c.timer {
-				t.unlinkTimer(c, c.self)
+				t.unlinkTimer(c, slot)
 			}
 		}
 	}
@@ -243,10 +242,10 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 	// Keep the connection in the idle list of its stage; move a busy one
 	// to the tail at most once per relinkGranularity.
 	if cl := classOf(c.Stage); created {
-		t.link(c, c.self, cl)
+		t.link(c, slot, cl)
 	} else if cl != c.class || t.now-c.linkTS >= relinkGranularity {
-		t.unlink(c, c.self)
-		t.link(c, c.self, cl)
+		t.unlink(c, slot)
+		t.link(c, slot, cl)
 	}
 	return c, seg
 }

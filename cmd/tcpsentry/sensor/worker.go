@@ -83,7 +83,7 @@ const populateChunk = 8 << 20
 
 // startPopulate starts the goroutine; stopPopulate ends it.
 func (w *Worker) startPopulate() {
-	conns := w.flows.Arrays()[0]
+	slabs := w.flows.SlotArrays() // the Conns first, then their links
 	p := &w.ahead
 	size := int(reflect.TypeFor[flowtable.Conn]().Size())
 	p.chunk = max(1, populateChunk/size)
@@ -94,7 +94,14 @@ func (w *Worker) startPopulate() {
 		ok := true
 		for r := range req {
 			for lo := r[0]; ok && lo < r[1]; lo += perCall {
-				ok = ring.PopulatePages(conns, lo, min(lo+perCall, r[1]))
+				ok = ring.PopulatePages(slabs[0], lo, min(lo+perCall, r[1]))
+			}
+			// The links' pages hold more slots each; a page across
+			// two requests is left to the worker's first touch.
+			for _, a := range slabs[1:] {
+				if ok {
+					ring.PopulatePages(a, r[0], r[1])
+				}
 			}
 		}
 	}(p.req)

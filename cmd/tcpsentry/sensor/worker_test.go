@@ -538,7 +538,7 @@ func TestReplayMapsMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"flow table: connections", "flow table: index", "flow table: ended connections",
+	want := []string{"flow table: connections", "flow table: links", "flow table: index", "flow table: ended connections",
 		"detectors: notes", "correlator: server ports", "correlator: TCP clocks", "correlator: fold windows",
 		"correlator: queued facts and events"}
 	var names []string
