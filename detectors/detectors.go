@@ -175,8 +175,7 @@ func (s *Set) begin(e *Event, c *flowtable.Conn, t Type, at int64) bool {
 			e.NVLAN = uint8(i + 1)
 		}
 	}
-	e.History = c.History
-	e.HistoryLen = c.HistoryLen
+	e.History, e.HistoryLen = c.History()
 	if c.Midstream {
 		e.Capture |= CaptureMidstream
 	}

@@ -100,9 +100,12 @@ type Conn struct {
 	// after it ended), when the table still held it: Prev.EndTS != 0.
 	Prev Prev
 
-	History [16]byte // Zeek conn.log history letters, in order first seen
+	// The Zeek conn.log history letters, in the order first seen,
+	// histBits each (see History).
+	histLo uint64
+	histHi uint16
 
-	HistoryLen uint8
+	histLen uint8
 	// timer: the handshake timer is armed. Its deadline is SynTS +
 	// Config.Handshake, and the key's hash is computed again when needed,
 	// so neither takes room here; the idle and timer lists' links are
@@ -152,22 +155,58 @@ func (c *Conn) ServerAddr() ([16]byte, uint16) {
 // history letters in Zeek's order of meaning; index = bit position.
 const histLetters = "shadfrtwiq"
 
+// MaxHistory is the most history letters a Conn keeps.
+const MaxHistory = 16
+
+// histBits is the size of a history letter's code: its index in
+// histLetters, and 16 for the client.
+const histBits = 5
+
 // addHistory records letter (lowercase, from histLetters) for the
 // direction once, uppercase for the client (Zeek's originator).
 func (c *Conn) addHistory(li int, fromClient bool) {
 	s := &c.Side[Server]
+	code := uint64(li)
 	if fromClient {
 		s = &c.Side[Client]
+		code |= 1 << (histBits - 1)
 	}
 	bit := uint16(1) << li
-	if s.hist&bit != 0 || int(c.HistoryLen) == len(c.History) {
+	if s.hist&bit != 0 || c.histLen == MaxHistory {
 		return
 	}
 	s.hist |= bit
-	l := histLetters[li]
-	if fromClient {
-		l -= 'a' - 'A'
+	// Letter i is bits 5i to 5i+4 of the 80 bits of histLo and histHi.
+	switch off := histBits * uint(c.histLen); {
+	case off >= 64:
+		c.histHi |= uint16(code << (off - 64))
+	case off+histBits > 64:
+		c.histLo |= code << off
+		c.histHi |= uint16(code >> (64 - off))
+	default:
+		c.histLo |= code << off
 	}
-	c.History[c.HistoryLen] = l
-	c.HistoryLen++
+	c.histLen++
+}
+
+// History returns the connection's Zeek conn.log history letters in the
+// order first seen (uppercase for the client), and how many there are.
+func (c *Conn) History() (h [MaxHistory]byte, n uint8) {
+	for i := range c.histLen {
+		var v uint64
+		switch off := histBits * uint(i); {
+		case off >= 64:
+			v = uint64(c.histHi) >> (off - 64)
+		case off+histBits > 64:
+			v = c.histLo>>off | uint64(c.histHi)<<(64-off)
+		default:
+			v = c.histLo >> off
+		}
+		l := histLetters[v&(1<<(histBits-1)-1)]
+		if v&(1<<(histBits-1)) != 0 {
+			l -= 'a' - 'A'
+		}
+		h[i] = l
+	}
+	return h, c.histLen
 }

@@ -28,7 +28,7 @@ func TestConnLayout(t *testing.T) {
 		"Key": lineKey, "LastTS": lineKey, "linkTS": lineKey,
 		"Side":  lineSides,
 		"Notes": lineTimes, "SynTS": lineTimes, "EndTS": lineTimes,
-		"History": lineLinks, "HistoryLen": lineLinks,
+		"histLo": lineLinks, "histLen": lineLinks,
 	} {
 		f, _ := ct.FieldByName(name)
 		if first, last := f.Offset/line, (f.Offset+f.Type.Size()-1)/line; first != uintptr(l) || last != uintptr(l) {
@@ -37,5 +37,32 @@ func TestConnLayout(t *testing.T) {
 	}
 	if ct.Size() != linesPerConn*line {
 		t.Errorf("linesPerConn is %d", linesPerConn)
+	}
+}
+
+// TestHistoryPacking: the letters come back in the order recorded, each
+// once per direction, across the word the codes straddle, and the
+// seventeenth is dropped.
+func TestHistoryPacking(t *testing.T) {
+	var c Conn
+	want := ""
+	// All 20 letters: the client's in one order, the server's in another.
+	add := func(li int, client bool) {
+		c.addHistory(li, client)
+		c.addHistory(li, client) // again: kept once
+		l := histLetters[li]
+		if client {
+			l -= 'a' - 'A'
+		}
+		if len(want) < MaxHistory {
+			want += string(l)
+		}
+	}
+	for i := range len(histLetters) {
+		add(i, true)
+		add(len(histLetters)-1-i, false)
+	}
+	if h, n := c.History(); string(h[:n]) != want || n != MaxHistory {
+		t.Errorf("history %q (%d), want %q", h[:n], n, want)
 	}
 }

@@ -28,7 +28,7 @@ func prefetchSlab(conns []Conn, lines []uint32) uint64 {
 		case 2:
 			v += uint64(c.EndTS)
 		default:
-			v += uint64(c.HistoryLen)
+			v += uint64(c.histLen)
 		}
 	}
 	return v

@@ -135,7 +135,8 @@ func TestHandshakeAndClose(t *testing.T) {
 		cs.Pkts != 5 || ss.Pkts != 4 {
 		t.Fatalf("sides: %+v %+v", *cs, *ss)
 	}
-	if got := string(c.History[:c.HistoryLen]); got != "ShADdtFf" {
+	if h, n := c.History(); string(h[:n]) != "ShADdtFf" {
+		got := string(h[:n])
 		t.Fatalf("history %q", got)
 	}
 	if c.SynTS != 1000 || c.EstTS != 3000 || c.FirstDataTS != 4000 || c.EndTS != 7000 {
