@@ -13,6 +13,9 @@ type connNotes struct {
 	RSTTS       int64
 	RtxFirstTS  int64
 	RtxLastTS   int64
+	// port_reuse_rejected: the 4-tuple's previous connection
+	// (flowtable.Handler.Previous); Prev.EndTS != 0 when known.
+	Prev flowtable.Prev
 
 	BadAck     uint32
 	RSTSeq     uint32

@@ -226,6 +226,14 @@ func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
 	s.emit(&e)
 }
 
+// Previous keeps what the flow table knew of the connection c replaced on
+// its 4-tuple, for portReuseRejected (flowtable.Handler).
+func (s *Set) Previous(c *flowtable.Conn, p flowtable.Prev) {
+	if n := s.notes(c); n != nil {
+		n.Prev = p
+	}
+}
+
 // portReuseRejected: a SYN on a 4-tuple whose previous connection ended
 // less than portReuseWindow before was answered by a bare ACK — the old
 // connection's TIME_WAIT — instead of a SYN/ACK (seeds/001 as today's
@@ -240,8 +248,12 @@ func (s *Set) requestEnded(c *flowtable.Conn, at int64) {
 // last TSval it took from that connection's client (Linux's tw_ts_recent,
 // what its PAWS check compares the SYN with; testdata/seed001.pcap #84).
 func (s *Set) portReuseRejected(c *flowtable.Conn, p *decode.Packet, ts, at int64) {
-	known := c.Prev.EndTS != 0
-	if known && c.SynTS-c.Prev.EndTS >= portReuseWindow {
+	var prev flowtable.Prev
+	if n := s.peek(c); n != nil {
+		prev = n.Prev
+	}
+	known := prev.EndTS != 0
+	if known && c.SynTS-prev.EndTS >= portReuseWindow {
 		return
 	}
 	var e Event
@@ -251,7 +263,7 @@ func (s *Set) portReuseRejected(c *flowtable.Conn, p *decode.Packet, ts, at int6
 	e.Severity = SeverityWarning
 	e.Start, e.End = c.SynTS, ts
 	cl := &c.Side[flowtable.Client]
-	prevTS, hasPrevTS := c.Prev.TSval, c.Prev.HasTS
+	prevTS, hasPrevTS := prev.TSval, prev.HasTS
 	if !known && p.Opts&decode.OptTimestamp != 0 {
 		prevTS, hasPrevTS = p.TSecr, true
 	}
@@ -264,7 +276,7 @@ func (s *Set) portReuseRejected(c *flowtable.Conn, p *decode.Packet, ts, at int6
 		e.AddEvidence(EvPreviousTSval, int64(prevTS))
 	}
 	if known {
-		e.AddEvidence(EvSincePreviousMs, ms(c.SynTS-c.Prev.EndTS))
+		e.AddEvidence(EvSincePreviousMs, ms(c.SynTS-prev.EndTS))
 	}
 	e.AddEvidence(EvAck, int64(p.Ack))
 	s.emit(&e)

@@ -96,9 +96,6 @@ type Conn struct {
 
 	FirstDataTS int64 // capture time of the client's first payload byte
 
-	// Prev is the connection this one replaced on its 4-tuple (a new SYN
-	// after it ended), when the table still held it: Prev.EndTS != 0.
-	Prev Prev
 
 	// The Zeek conn.log history letters, in the order first seen,
 	// histBits each (see History).
@@ -111,8 +108,11 @@ type Conn struct {
 	// so neither takes room here; the idle and timer lists' links are
 	// beside the slab (Table.links).
 	timer bool
+	// prevTold: the Handler was told of the 4-tuple's previous
+	// connection (Handler.Previous).
+	prevTold bool
 
-	_ [38]byte // to a whole number of lines
+	_ [53]byte // to a whole number of lines
 }
 
 // Prev is what the previous connection on a 4-tuple showed.

@@ -95,6 +95,13 @@ type Handler interface {
 	// for EvictFlush, and the table clock for EvictFull. It is never more
 	// than WhenSlack before the table clock of any earlier call.
 	Evicted(c *Conn, why Evict, when int64)
+	// Previous: c's 4-tuple had a connection before c, which p describes.
+	// The table tells it once per connection: at the SYN that replaced
+	// the old connection in the table, or else at the server's bare ACK
+	// to c's SYN (SegAckToSYN) when its memory of ended connections still
+	// held the old one. The Conn has no room for it: what needs it keeps
+	// it.
+	Previous(c *Conn, p Prev)
 }
 
 // WhenSlack bounds how late the table reports an expiry: an idle

@@ -43,6 +43,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 	k, fromA := &pr.key, pr.fromA
 	c, slot, created := t.upsert(k, pr.hash)
 	var seg Seg
+	var replaced Prev // the connection a new SYN replaced (EndTS != 0)
 	syn := p.Flags&decode.FlagSYN != 0
 	ack := p.Flags&decode.FlagACK != 0
 	rst := p.Flags&decode.FlagRST != 0
@@ -65,18 +66,19 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 				t.stats.Reused++
 				t.leave(c, slot, EvictReused)
 				c, slot, _ = t.upsert(k, pr.hash)
-				// Kept in the new connection, not in the table's
-				// memory of ended ones, where another 4-tuple with the
-				// same slot could overwrite it before the server
-				// answers. upsert has just zeroed the whole Conn, so
-				// this costs no cache miss.
-				c.Prev = prev
-				created = true
+				replaced, created = prev, true
 			}
 		}
 	}
 	if created {
 		t.open(c, p, fromA, ts)
+		if replaced.EndTS != 0 {
+			// Handed on now, not kept in the table's memory of ended
+			// ones, where another 4-tuple with the same set could push
+			// it out before the server answers.
+			c.prevTold = true
+			t.h.Previous(c, replaced)
+		}
 		seg |= SegNew
 		if c.Midstream {
 			seg |= SegMidstream
@@ -173,8 +175,11 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			if c.timer {
 				t.unlinkTimer(c, slot)
 			}
-			if c.Prev.EndTS == 0 {
-				c.Prev, _ = t.recall(c)
+			if !c.prevTold {
+				if prev, ok := t.recall(c); ok {
+					c.prevTold = true
+					t.h.Previous(c, prev)
+				}
 			}
 		case fromClient && !syn && c.Stage == StageSynSent:
 			// The client acknowledges a SYN/ACK the sensor never saw: the
