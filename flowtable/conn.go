@@ -1,5 +1,7 @@
 package flowtable
 
+import "math/bits"
+
 // Stage is where a connection stands in its life as the sensor saw it.
 type Stage uint8
 
@@ -58,15 +60,17 @@ func (s *Side) Has(f uint8) bool { return s.Flags&f == f }
 // owned by a Table and are reused: a *Conn is valid only until the next
 // call that may evict (Upsert, Advance, Flush).
 //
-// Layout: a Conn is four 64-byte cache lines (the slab is page-aligned,
+// Layout: a Conn is three 64-byte cache lines (the slab is page-aligned,
 // so every Conn starts a line). An ordinary segment touches only the
 // first two, a 128-byte pair that the processor's adjacent-line
 // prefetcher fetches together: the key, stage and clocks, then both
-// Sides. The other two are read on handshake, teardown, new history
-// letters, relinking, and by detectors with something to watch. Every
-// byte is paid per slot of the table (a million slots are a million
-// Conns): the detectors keep what only a few connections need in a pool
-// of their own (Notes.Ext), and no field is kept that nothing reads.
+// Sides. The third is read on handshake, teardown, new history letters,
+// and by detectors with something to watch. Every byte is paid per slot
+// of the table (a million slots are a million Conns): the idle and timer
+// lists' links are beside the slab (Table.links), the detectors keep
+// what only a few connections need in a pool of their own (Notes.Ext,
+// and the previous connection on the 4-tuple: Handler.Previous), and no
+// field is kept that nothing reads.
 type Conn struct {
 	Key Key
 	// ClientIsA: the client (sender of the first SYN; midstream, the side
@@ -87,32 +91,20 @@ type Conn struct {
 	Side [2]Side // Client, Server
 
 	// Notes belong to the detectors; the table zeroes them with the slot.
-	Notes     Notes
-	ID        uint64 // flow id, stable for the life of the connection (53 bits)
-	SynTS     int64  // first SYN
-	LastSynTS int64  // latest SYN (retransmissions included)
-	EstTS     int64  // handshake-completing ACK
-	EndTS     int64  // first FIN or RST
+	Notes       Notes
+	ID          uint64 // flow id, stable for the life of the connection (53 bits)
+	SynTS       int64  // first SYN
+	LastSynTS   int64  // latest SYN (retransmissions included)
+	EstTS       int64  // handshake-completing ACK
+	EndTS       int64  // first FIN or RST
+	FirstDataTS int64  // capture time of the client's first payload byte
 
-	FirstDataTS int64 // capture time of the client's first payload byte
-
-
-	// The Zeek conn.log history letters, in the order first seen,
-	// histBits each (see History).
-	histLo uint64
-	histHi uint16
-
-	histLen uint8
-	// timer: the handshake timer is armed. Its deadline is SynTS +
+	// bits holds the history letters (see History) and two flags: whether
+	// the handshake timer is armed (its deadline is SynTS +
 	// Config.Handshake, and the key's hash is computed again when needed,
-	// so neither takes room here; the idle and timer lists' links are
-	// beside the slab (Table.links).
-	timer bool
-	// prevTold: the Handler was told of the 4-tuple's previous
-	// connection (Handler.Previous).
-	prevTold bool
-
-	_ [53]byte // to a whole number of lines
+	// so neither takes room here), and whether the Handler was told of
+	// the 4-tuple's previous connection (Handler.Previous).
+	bits uint64
 }
 
 // Prev is what the previous connection on a 4-tuple showed.
@@ -134,7 +126,7 @@ type Notes struct {
 }
 
 // TimerArmed reports whether the handshake timer is pending.
-func (c *Conn) TimerArmed() bool { return c.timer }
+func (c *Conn) TimerArmed() bool { return c.bits&bitTimer != 0 }
 
 // ClientAddr returns the client's address and port.
 func (c *Conn) ClientAddr() ([16]byte, uint16) {
@@ -158,55 +150,88 @@ const histLetters = "shadfrtwiq"
 // MaxHistory is the most history letters a Conn keeps.
 const MaxHistory = 16
 
-// histBits is the size of a history letter's code: its index in
-// histLetters, and 16 for the client.
-const histBits = 5
+// histSymbols is the number of distinct history letters: each of
+// histLetters, from either side.
+const histSymbols = 2 * len(histLetters)
+
+// Conn.bits: the history letters, their count, and two flags.
+//
+// A connection's history is a sequence of distinct symbols out of 20
+// (each letter once per side), so it is stored as its Lehmer code: the
+// k-th letter adds its rank among the symbols not used yet (one of 20-k)
+// times histRadix[k]. Sixteen letters take less than 20!/4! < 2^57.
+const (
+	histValueBits = 57
+	histLenShift  = histValueBits // 5 bits: 0 to 16 letters
+	bitTimer      = 1 << 62
+	bitPrevTold   = 1 << 63
+	histValueMask = 1<<histValueBits - 1
+)
+
+// histRadix[k] is the weight of the k-th letter's rank: 20·19·…·(20-k+1).
+var histRadix = func() (r [MaxHistory]uint64) {
+	r[0] = 1
+	for k := 1; k < MaxHistory; k++ {
+		r[k] = r[k-1] * uint64(histSymbols-k+1)
+	}
+	return r
+}()
+
+// histSymbol numbers letter li of a side: the server's (lowercase) 0 to
+// 9, the client's (uppercase) 10 to 19.
+func histSymbol(li int, fromClient bool) uint {
+	if fromClient {
+		return uint(li + len(histLetters))
+	}
+	return uint(li)
+}
 
 // addHistory records letter (lowercase, from histLetters) for the
 // direction once, uppercase for the client (Zeek's originator).
 func (c *Conn) addHistory(li int, fromClient bool) {
 	s := &c.Side[Server]
-	code := uint64(li)
 	if fromClient {
 		s = &c.Side[Client]
-		code |= 1 << (histBits - 1)
 	}
 	bit := uint16(1) << li
-	if s.hist&bit != 0 || c.histLen == MaxHistory {
+	n := c.bits >> histLenShift & 0x1f
+	if s.hist&bit != 0 || n == MaxHistory {
 		return
 	}
+	// The symbols used so far: the letters both sides recorded.
+	used := uint32(c.Side[Server].hist) | uint32(c.Side[Client].hist)<<len(histLetters)
 	s.hist |= bit
-	// Letter i is bits 5i to 5i+4 of the 80 bits of histLo and histHi.
-	switch off := histBits * uint(c.histLen); {
-	case off >= 64:
-		c.histHi |= uint16(code << (off - 64))
-	case off+histBits > 64:
-		c.histLo |= code << off
-		c.histHi |= uint16(code >> (64 - off))
-	default:
-		c.histLo |= code << off
-	}
-	c.histLen++
+	sym := histSymbol(li, fromClient)
+	rank := uint64(sym) - uint64(bits.OnesCount32(used&(1<<sym-1)))
+	c.bits += rank*histRadix[n] + 1<<histLenShift
 }
 
 // History returns the connection's Zeek conn.log history letters in the
 // order first seen (uppercase for the client), and how many there are.
 func (c *Conn) History() (h [MaxHistory]byte, n uint8) {
-	for i := range c.histLen {
-		var v uint64
-		switch off := histBits * uint(i); {
-		case off >= 64:
-			v = uint64(c.histHi) >> (off - 64)
-		case off+histBits > 64:
-			v = c.histLo>>off | uint64(c.histHi)<<(64-off)
-		default:
-			v = c.histLo >> off
+	n = uint8(c.bits >> histLenShift & 0x1f)
+	v := c.bits & histValueMask
+	var used uint32
+	for k := range n {
+		radix := uint64(histSymbols) - uint64(k)
+		rank := v % radix
+		v /= radix
+		// The rank-th symbol not used yet.
+		sym := 0
+		for ; ; sym++ {
+			if used&(1<<sym) == 0 {
+				if rank == 0 {
+					break
+				}
+				rank--
+			}
 		}
-		l := histLetters[v&(1<<(histBits-1)-1)]
-		if v&(1<<(histBits-1)) != 0 {
+		used |= 1 << sym
+		l := histLetters[sym%len(histLetters)]
+		if sym >= len(histLetters) {
 			l -= 'a' - 'A'
 		}
-		h[i] = l
+		h[k] = l
 	}
-	return h, c.histLen
+	return h, n
 }

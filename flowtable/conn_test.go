@@ -1,23 +1,18 @@
 package flowtable
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"testing"
 )
 
-// TestConnLayout keeps the layout Conn's comment describes: four whole
+// TestConnLayout keeps the layout Conn's comment describes: three whole
 // cache lines, and what every segment touches in the first two.
 func TestConnLayout(t *testing.T) {
 	const line = 64
 	ct, st := reflect.TypeOf(Conn{}), reflect.TypeOf(Side{})
-	if ct.Size() != 4*line || st.Size() != line/2 {
-		t.Fatalf("Conn is %d bytes, Side %d; want %d and %d", ct.Size(), st.Size(), 4*line, line/2)
-	}
-	for _, name := range []string{"Key", "ClientIsA", "Stage", "Watch", "class", "LastTS", "linkTS"} {
-		f, _ := ct.FieldByName(name)
-		if end := f.Offset + f.Type.Size(); end > line {
-			t.Errorf("%s ends at byte %d, past the first line", name, end)
-		}
+	if ct.Size() != 3*line || st.Size() != line/2 {
+		t.Fatalf("Conn is %d bytes, Side %d; want %d and %d", ct.Size(), st.Size(), 3*line, line/2)
 	}
 	if f, _ := ct.FieldByName("Side"); f.Offset != line {
 		t.Errorf("Side starts at byte %d, not at the second line", f.Offset)
@@ -25,10 +20,10 @@ func TestConnLayout(t *testing.T) {
 	// The lines the read-ahead passes ask for by number, and the fields
 	// the portable prefetch reads of each.
 	for name, l := range map[string]int{
-		"Key": lineKey, "LastTS": lineKey, "linkTS": lineKey,
+		"Key": lineKey, "ClientIsA": lineKey, "Stage": lineKey, "Watch": lineKey, "class": lineKey,
+		"LastTS": lineKey, "linkTS": lineKey,
 		"Side":  lineSides,
-		"Notes": lineTimes, "SynTS": lineTimes, "EndTS": lineTimes,
-		"histLo": lineLinks, "histLen": lineLinks,
+		"Notes": lineCold, "SynTS": lineCold, "EndTS": lineCold, "bits": lineCold,
 	} {
 		f, _ := ct.FieldByName(name)
 		if first, last := f.Offset/line, (f.Offset+f.Type.Size()-1)/line; first != uintptr(l) || last != uintptr(l) {
@@ -41,10 +36,11 @@ func TestConnLayout(t *testing.T) {
 }
 
 // TestHistoryPacking: the letters come back in the order recorded, each
-// once per direction, across the word the codes straddle, and the
-// seventeenth is dropped.
+// once per direction, sixteen of them, beside the flags that share their
+// word; the seventeenth is dropped.
 func TestHistoryPacking(t *testing.T) {
 	var c Conn
+	c.bits = bitTimer | bitPrevTold
 	want := ""
 	// All 20 letters: the client's in one order, the server's in another.
 	add := func(li int, client bool) {
@@ -64,5 +60,34 @@ func TestHistoryPacking(t *testing.T) {
 	}
 	if h, n := c.History(); string(h[:n]) != want || n != MaxHistory {
 		t.Errorf("history %q (%d), want %q", h[:n], n, want)
+	}
+	if c.bits&(bitTimer|bitPrevTold) != bitTimer|bitPrevTold {
+		t.Error("the letters changed the flags")
+	}
+}
+
+// TestHistoryRandom: against a plain list, for random sequences of
+// letters, repeats included.
+func TestHistoryRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var c Conn
+		var want []byte
+		seen := map[byte]bool{}
+		for range r.IntN(40) {
+			li, client := r.IntN(len(histLetters)), r.IntN(2) == 0
+			c.addHistory(li, client)
+			l := histLetters[li]
+			if client {
+				l -= 'a' - 'A'
+			}
+			if !seen[l] && len(want) < MaxHistory {
+				seen[l] = true
+				want = append(want, l)
+			}
+		}
+		if h, n := c.History(); string(h[:n]) != string(want) {
+			t.Fatalf("history %q, want %q", h[:n], want)
+		}
 	}
 }

@@ -25,10 +25,8 @@ func prefetchSlab(conns []Conn, lines []uint32) uint64 {
 			v += uint64(c.Key.PortA)
 		case 1:
 			v += uint64(c.Side[Client].Flags)
-		case 2:
-			v += uint64(c.EndTS)
 		default:
-			v += uint64(c.histLen)
+			v += uint64(c.EndTS)
 		}
 	}
 	return v

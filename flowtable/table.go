@@ -430,14 +430,13 @@ func (t *Table) Probe(p *decode.Packet, pr *Probe) {
 // Probe.
 
 // linesPerConn is the number of 64-byte lines of a Conn (TestConnLayout).
-const linesPerConn = 4
+const linesPerConn = 3
 
 // Lines of a Conn the passes read: see Conn's layout.
 const (
 	lineKey   = 0 // key, stage, clocks: every segment
 	lineSides = 1 // both Sides: every segment
-	lineTimes = 2 // the detectors' notes, handshake and end times
-	lineLinks = 3 // history, idle-list and timer links
+	lineCold  = 2 // the detectors' notes, handshake and end times, history
 )
 
 // aheadMax is how many lines of each kind a queue holds before Prefetch
@@ -527,8 +526,7 @@ func (t *Table) PrefetchConn(pr *Probe) {
 			t.aheadConn(s, lineKey)
 			t.aheadConn(s, lineSides)
 			if pr.ctl {
-				t.aheadConn(s, lineTimes)
-				t.aheadConn(s, lineLinks)
+				t.aheadConn(s, lineCold)
 				t.aheadLinks(s)
 			}
 			return
@@ -639,7 +637,7 @@ func (t *Table) remove(c *Conn, s uint32) {
 	}
 	t.index[i] = 0
 	t.unlink(c, s)
-	if c.timer {
+	if c.bits&bitTimer != 0 {
 		t.unlinkTimer(c, s)
 	}
 	c.Stage = StageNone
@@ -681,7 +679,7 @@ func (t *Table) leave(c *Conn, s uint32, why Evict) {
 	case EvictFlush:
 		when = c.LastTS
 	}
-	if c.timer {
+	if c.bits&bitTimer != 0 {
 		t.unlinkTimer(c, s)
 		t.h.HandshakeTimeout(c, c.LastTS, when)
 	}
@@ -729,10 +727,10 @@ func (t *Table) unlink(c *Conn, s uint32) {
 // set first). The timer list stays ordered as long as capture times do; a
 // frame stamped out of order fires at most that much late.
 func (t *Table) armTimer(c *Conn, s uint32) {
-	if c.timer {
+	if c.bits&bitTimer != 0 {
 		return
 	}
-	c.timer = true
+	c.bits |= bitTimer
 	k := &t.links[s-1]
 	k.tprev, k.tnext = t.timers.tail, 0
 	if t.timers.tail != 0 {
@@ -756,7 +754,8 @@ func (t *Table) unlinkTimer(c *Conn, s uint32) {
 	} else {
 		t.timers.tail = k.tprev
 	}
-	k.tprev, k.tnext, c.timer = 0, 0, false
+	k.tprev, k.tnext = 0, 0
+	c.bits &^= bitTimer
 }
 
 // deadline is when c's handshake timer expires: it was armed at c's

@@ -442,7 +442,7 @@ type whenRecorder struct{ whens []int64 }
 
 func (r *whenRecorder) HandshakeTimeout(_ *Conn, _, when int64) { r.whens = append(r.whens, when) }
 func (r *whenRecorder) Evicted(_ *Conn, _ Evict, when int64)    { r.whens = append(r.whens, when) }
-func (r *whenRecorder) Previous(*Conn, Prev)                      {}
+func (r *whenRecorder) Previous(*Conn, Prev)                    {}
 
 // TestHorizon: nothing the table reports after a call to Horizon is dated
 // before what it returned, while the clock may be ahead of such reports.

@@ -76,7 +76,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			// Handed on now, not kept in the table's memory of ended
 			// ones, where another 4-tuple with the same set could push
 			// it out before the server answers.
-			c.prevTold = true
+			c.bits |= bitPrevTold
 			t.h.Previous(c, replaced)
 		}
 		seg |= SegNew
@@ -115,7 +115,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			c.EndTS = ts
 		}
 		c.Stage = StageClosed
-		if c.timer && !fromClient {
+		if c.bits&bitTimer != 0 && !fromClient {
 			t.unlinkTimer(c, slot)
 		}
 	case syn && !ack:
@@ -147,7 +147,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			}
 			seg |= SegSYNACK
 			takeSynOptions(s, p)
-			if c.timer {
+			if c.bits&bitTimer != 0 {
 				t.unlinkTimer(c, slot)
 			}
 		case !fromClient && s.ISN == seq:
@@ -172,12 +172,12 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			// connection on the 4-tuple (TIME_WAIT) and acknowledges
 			// that one. The SYN was answered, so no handshake timeout.
 			seg |= SegAckToSYN
-			if c.timer {
+			if c.bits&bitTimer != 0 {
 				t.unlinkTimer(c, slot)
 			}
-			if !c.prevTold {
+			if c.bits&bitPrevTold == 0 {
 				if prev, ok := t.recall(c); ok {
-					c.prevTold = true
+					c.bits |= bitPrevTold
 					t.h.Previous(c, prev)
 				}
 			}
@@ -188,7 +188,7 @@ func (t *Table) Track(p *decode.Packet, pr *Probe, ts int64) (*Conn, Seg) {
 			c.Stage = StageEstablished
 			c.EstTS = ts
 			c.SynAckUnseen = true
-			if c.timer {
+			if c.bits&bitTimer != 0 {
 				t.unlinkTimer(c, slot)
 			}
 		}
