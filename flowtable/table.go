@@ -20,8 +20,9 @@ import (
 type Config struct {
 	// Capacity is the number of connections the table holds (default
 	// 65536, at most MaxCapacity). All memory is allocated by New: per
-	// connection a 256-byte Conn, 16 to 32 bytes of index and 4 of the
-	// cache of ended connections, about 280 bytes in all.
+	// connection a 192-byte Conn, 16 bytes of list links, 16 to 32 bytes
+	// of index and 4 of the cache of ended connections, about 240 bytes
+	// in all.
 	Capacity int
 	// Seed keys the flow hash; 0 draws a random one. Share one random seed
 	// per process so an attacker cannot craft colliding keys.
