@@ -14,12 +14,7 @@ import (
 // (mincore), those outside it are not, and what they hold is unchanged.
 func TestPopulatePages(t *testing.T) {
 	page := os.Getpagesize()
-	// Memory of its own, certainly untouched.
-	s, err := unix.Mmap(-1, 0, 64*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(s)
+	s := freshMapping(t, 64)
 	if n := resident(t, s); n != 0 {
 		t.Fatalf("%d pages of a fresh mapping are resident", n)
 	}
@@ -46,6 +41,18 @@ func TestPopulatePages(t *testing.T) {
 }
 
 // resident counts the pages of s in memory.
+// freshMapping returns memory of its own, certainly untouched: pages
+// pages, unmapped when the test ends.
+func freshMapping(t *testing.T, pages int) []byte {
+	t.Helper()
+	s, err := unix.Mmap(-1, 0, pages*os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(s) })
+	return s
+}
+
 func resident(t *testing.T, s []byte) int {
 	t.Helper()
 	vec := make([]byte, len(s)/os.Getpagesize())
@@ -64,11 +71,7 @@ func resident(t *testing.T, s []byte) int {
 // own bytes.
 func TestResident(t *testing.T) {
 	page := os.Getpagesize()
-	s, err := unix.Mmap(-1, 0, 16*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(s)
+	s := freshMapping(t, 16)
 	check := func(what string, v any, size, res int64) {
 		t.Helper()
 		gs, gr, ok := ring.Resident(v)
