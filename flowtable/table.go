@@ -512,7 +512,7 @@ func (t *Table) PrefetchIndex(pr *Probe) {
 // PrefetchConn finds, in the index entries PrefetchIndex read, the Conn
 // pr's flow most likely has (that of the first entry with its hash's
 // tag), and queues the lines tracking the segment touches: the first two,
-// and for a control segment the others.
+// and for a control segment the third and the Conn's links.
 func (t *Table) PrefetchConn(pr *Probe) {
 	pr.slot, pr.relink = 0, false
 	tag := pr.hash &^ slotMask
