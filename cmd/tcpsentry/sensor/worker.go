@@ -280,9 +280,14 @@ func (w *Worker) Process(b *ring.Batch) {
 	}
 	if way == 0 {
 		// Each group is tracked as soon as it is decoded, while its
-		// packets are in the L1 cache.
+		// packets are in the L1 cache. Its index entries are read
+		// ahead in between, all of them at once: on the standard
+		// capture, whose index (4 MB) is larger than the L2 cache, a
+		// batch took 4.5-9% less time than without, the medians of
+		// 4,904 batches of each, alternated in one replay, 7 replays.
 		for lo := 0; lo < b.N; lo += group {
-			w.decode(b, &w.groups[0], lo, false)
+			w.decode(b, &w.groups[0], lo)
+			w.flows.Prefetch()
 			w.track(b, &w.groups[0])
 		}
 	} else {
@@ -313,7 +318,7 @@ func (w *Worker) pipeline(b *ring.Batch) {
 	ng := (b.N + group - 1) / group
 	for g := 0; g < ng+stages-1; g++ {
 		if g < ng {
-			w.decode(b, &w.groups[g%stages], g*group, true)
+			w.decode(b, &w.groups[g%stages], g*group)
 		}
 		if k := g - 1; k >= 0 && k < ng {
 			w.prefetchConns(&w.groups[k%stages])
@@ -331,9 +336,9 @@ func (w *Worker) pipeline(b *ring.Batch) {
 	}
 }
 
-// decode decodes the frames of b from lo on into gr and probes their
-// flows; with pf, it queues their index entries to be read ahead.
-func (w *Worker) decode(b *ring.Batch, gr *pktGroup, lo int, pf bool) {
+// decode decodes the frames of b from lo on into gr, probes their flows
+// and queues their index entries to be read ahead.
+func (w *Worker) decode(b *ring.Batch, gr *pktGroup, lo int) {
 	link, iface := int(b.Link), uint8(b.Iface)
 	gr.lo, gr.n = lo, min(group, b.N-lo)
 	for j := range gr.n {
@@ -354,9 +359,6 @@ func (w *Worker) decode(b *ring.Batch, gr *pktGroup, lo int, pf bool) {
 			w.stats.OptMalformed++
 		}
 		w.flows.Probe(p, &gr.probes[j])
-	}
-	if !pf {
-		return
 	}
 	for j := range gr.n {
 		if gr.ok[j] {
