@@ -71,6 +71,7 @@ type replayResult struct {
 	Decoded     uint64        // frames not decoded to TCP
 	Elapsed     time.Duration // the whole sensor.Replay call
 	Setup       time.Duration // of Elapsed: building the pipeline (sensor.Summary.Setup)
+	CPU         time.Duration // process CPU after Setup (sensor.Summary.CPU)
 	Mallocs     uint64        // heap allocations during the replay
 	GCs         uint32        // GC cycles during the replay
 	RSSBefore   int64         // bytes resident before the replay (the file, when in memory)
@@ -96,6 +97,23 @@ func (r replayResult) NsPerPacket() float64 {
 		return 0
 	}
 	return float64(r.Running().Nanoseconds()) / float64(r.Packets)
+}
+
+// Busy is how many CPUs the running replay kept busy: its CPU time over
+// its wall time (0 when CPU was not measured).
+func (r replayResult) Busy() float64 {
+	if r.Running() <= 0 {
+		return 0
+	}
+	return r.CPU.Seconds() / r.Running().Seconds()
+}
+
+// CPUPerPacket is the running replay's CPU time per packet, in ns.
+func (r replayResult) CPUPerPacket() float64 {
+	if r.Packets == 0 {
+		return 0
+	}
+	return float64(r.CPU.Nanoseconds()) / float64(r.Packets)
 }
 
 // PPS is packets per second of running replay.
@@ -180,7 +198,7 @@ func childReplay(args []string) (replayResult, error) {
 	start := time.Now()
 	sum, err := sensor.Replay(context.Background(), in, sensor.Config{Workers: *workers, Flows: *flows, MapMemory: *memmap}, out)
 	res.Elapsed = time.Since(start)
-	res.Setup = sum.Setup
+	res.Setup, res.CPU = sum.Setup, sum.CPU
 	runtime.ReadMemStats(&ms1)
 	res.RSSPeak = procStatus("VmHWM")
 	res.Memory = sum.Memory

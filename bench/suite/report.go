@@ -86,6 +86,13 @@ func goals(r *results) []goal {
 	if ok1 && ok2 {
 		x := two.PPS() / one.PPS()
 		g.Measured, g.Known, g.Met = fmt.Sprintf("%s ÷ %s = %.2f×", report.Rate(two.PPS()), report.Rate(one.PPS()), x), true, x >= goalScaling
+		if b1, b2 := one.Busy(), two.Busy(); b1 > 0 && b2 > 0 && r.Host.Cores > 0 {
+			// One worker already keeps more than one CPU busy (the
+			// reader and the Correlator beside it): the CPUs left are
+			// all that more workers can add.
+			g.Measured += fmt.Sprintf("; CPUs busy: 1 worker %.2f (%.0f ns of CPU a packet), 2 workers %.2f (%.0f ns): at 1 worker's CPU a packet, %d CPUs allow at most %d ÷ %.2f = %.2f×",
+				b1, one.CPUPerPacket(), b2, two.CPUPerPacket(), r.Host.Cores, r.Host.Cores, b1, float64(r.Host.Cores)/b1)
+		}
 	}
 	out = append(out, g)
 	g = goal{ID: "tshark", What: "peers: × tshark's packets/s, same file (tcpsentry 1 worker)", Target: fmt.Sprintf("≥ %.0f×", goalVsTshark)}
@@ -251,8 +258,8 @@ func writeReport(dir string, r *results, cfg config) error {
 	}
 
 	p("\n## Replay\n\n")
-	p("| capture | workers | packets/s | ns/packet | setup ms | flows/s created | allocations/packet | GC cycles | peak RSS MB | RSS growth MB | table evictions (full) | out of order | events | missing | unexpected |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| capture | workers | packets/s | ns/packet | CPUs busy | setup ms | flows/s created | allocations/packet | GC cycles | peak RSS MB | RSS growth MB | table evictions (full) | out of order | events | missing | unexpected |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range r.files() {
 		for _, w := range cfg.Workers {
 			c, ok := f.Median(w)
@@ -260,15 +267,17 @@ func writeReport(dir string, r *results, cfg config) error {
 				continue
 			}
 			flowsPS := float64(c.Created) / c.Running().Seconds()
-			p("| %s | %d | %s | %.0f | %d | %s | %.6f | %d | %d | %d | %d | %d | %d | %d | %d |\n", f.Name, w, report.Rate(c.PPS()), c.NsPerPacket(),
-				c.Setup.Milliseconds(), report.Rate(flowsPS), float64(c.Mallocs)/float64(max(c.Packets, 1)), c.GCs, c.Child.MaxRSS>>20, (c.RSSPeak-c.RSSBefore)>>20,
+			p("| %s | %d | %s | %.0f | %s | %d | %s | %.6f | %d | %d | %d | %d | %d | %d | %d | %d |\n", f.Name, w, report.Rate(c.PPS()), c.NsPerPacket(),
+				busyCell(c.Busy()), c.Setup.Milliseconds(), report.Rate(flowsPS), float64(c.Mallocs)/float64(max(c.Packets, 1)), c.GCs, c.Child.MaxRSS>>20, (c.RSSPeak-c.RSSBefore)>>20,
 				c.EvictedFull, c.Late, c.Events, len(c.Missing), len(c.Extra))
 		}
 	}
 	p("\nPackets/s, ns/packet and flows/s count from the end of *setup*: building the flow\n")
 	p("tables and faulting in the detectors' bounded tables (about 90 MB), once per run,\n")
 	p("before the first packet. It is given apart; on this VM it is mostly the first touch\n")
-	p("of fresh memory (docs/performance.md).\n")
+	p("of fresh memory (docs/performance.md). CPUs busy: the process's CPU time (every\n")
+	p("thread: workers, reader, Correlator, Go runtime) over its wall time, both from the\n")
+	p("end of setup.\n")
 	p("Peak RSS is the replay process's (the capture in memory included); RSS growth is\n")
 	p("what the replay added to it (flow tables, detector state, buffers). Out of order:\n")
 	p("items the correlator handled before their turn because its queue was full.\n")
@@ -558,4 +567,13 @@ func joinRatios(rs []float64) string {
 		parts[i] = fmt.Sprintf("%.2f", x)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// busyCell is a CPUs-busy figure for a table, blank when not measured
+// (results from before it was).
+func busyCell(b float64) string {
+	if b <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", b)
 }

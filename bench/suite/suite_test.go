@@ -222,6 +222,17 @@ func TestGoals(t *testing.T) {
 	}
 	r := &results{Standard: std, Sweep: []*fileResult{big}, Memref: memrefResult{Rounds: []float64{300, 301, 299}}}
 	verdict := map[string]bool{}
+	// Without CPU times the scaling line gives no ceiling; with them, the
+	// CPUs the 1-worker replay kept busy bound it: 1.5 of 2 CPUs, 1.33×.
+	if g := goalByID(goals(r), "scaling"); strings.Contains(g.Measured, "CPUs busy") {
+		t.Errorf("scaling without CPU times: %q", g.Measured)
+	}
+	r.Host.Cores = 2
+	std.Replays[1][0].CPU = std.Replays[1][0].Running() * 3 / 2
+	std.Replays[2][0].CPU = std.Replays[2][0].Running() * 2
+	if g := goalByID(goals(r), "scaling"); !strings.Contains(g.Measured, "1 worker 1.50 (188 ns of CPU a packet), 2 workers 2.00 (143 ns): at 1 worker's CPU a packet, 2 CPUs allow at most 2 ÷ 1.50 = 1.33×") {
+		t.Errorf("scaling: %q", g.Measured)
+	}
 	for _, g := range goals(r) {
 		if g.Known {
 			verdict[g.ID] = g.Met
@@ -297,4 +308,14 @@ func TestRoles(t *testing.T) {
 	if roles("no labels here", 1) != nil {
 		t.Error("roles from a profile without labels")
 	}
+}
+
+// goalByID returns the goal with that id (the zero goal if none).
+func goalByID(gs []goal, id string) goal {
+	for _, g := range gs {
+		if g.ID == id {
+			return g
+		}
+	}
+	return goal{}
 }

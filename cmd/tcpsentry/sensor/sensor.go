@@ -135,6 +135,12 @@ type Summary struct {
 	// its first packet: the flow tables, and the detectors' bounded
 	// tables, which are faulted in whole at start (about 90 MB).
 	Setup time.Duration
+	// CPU is the processor time the process used after Setup, user and
+	// system, every thread: the workers, the replay's reader, the
+	// Correlator, the Go runtime (0 where it cannot be read). Divided by
+	// Elapsed - Setup it is how many CPUs the pipeline kept busy: what
+	// more workers can gain on a machine of so many CPUs.
+	CPU time.Duration
 
 	// Live capture only: the interfaces and their kernel counters.
 	Interfaces []ring.Interface
@@ -180,6 +186,8 @@ type pipeline struct {
 	start   time.Time
 	ready   time.Time   // built: tables made, detector state faulted in
 	ended   atomic.Bool // every worker and the publisher are done
+	// readyCPU is the process's CPU time at ready (Summary.CPU).
+	readyCPU time.Duration
 }
 
 // Timestamps out of order within a worker's input, tolerated without
@@ -230,6 +238,7 @@ func newPipeline(cfg Config, srcs []ring.Source, out io.Writer, endClock func() 
 		cfg.Observer.attach(p, ifaces)
 	}
 	p.ready = time.Now()
+	p.readyCPU, _ = ring.ProcessCPU()
 	return p, nil
 }
 
@@ -269,6 +278,9 @@ func (p *pipeline) run(cpus []int, failed func(), log *slog.Logger) error {
 
 func (p *pipeline) summary() Summary {
 	sum := Summary{Workers: len(p.workers), Elapsed: time.Since(p.start), Setup: p.ready.Sub(p.start)}
+	if cpu, ok := ring.ProcessCPU(); ok && p.readyCPU > 0 {
+		sum.CPU = cpu - p.readyCPU
+	}
 	for _, w := range p.workers {
 		st := w.stats
 		sum.Packets += st.Packets

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
 
@@ -556,5 +557,29 @@ func TestReplayMapsMemory(t *testing.T) {
 	conns := s.Memory[0]
 	if size := int64(reflect.TypeFor[flowtable.Conn]().Size()); conns.Bytes != 1000*size || conns.Resident == 0 {
 		t.Errorf("connections: %d bytes (want %d), %d resident", conns.Bytes, 1000*size, conns.Resident)
+	}
+}
+
+// TestReplayCountsCPU: Summary.CPU is the CPU time of the replay after
+// setup, which no number of threads can make more than the wall time on
+// every CPU the process may use.
+func TestReplayCountsCPU(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process's CPU time is read with getrusage, on Linux")
+	}
+	f, err := os.Open("../../../testdata/clean_many.pcap.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := Replay(context.Background(), f, Config{Workers: 2}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := s.Elapsed - s.Setup
+	// getrusage rounds to microseconds, per thread.
+	most := running*time.Duration(runtime.NumCPU()) + time.Millisecond
+	if s.Packets == 0 || s.CPU <= 0 || s.CPU > most {
+		t.Fatalf("%d packets: CPU %v in %v running on %d CPUs", s.Packets, s.CPU, running, runtime.NumCPU())
 	}
 }
