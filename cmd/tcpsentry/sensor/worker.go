@@ -53,6 +53,9 @@ type Worker struct {
 	ahead populater
 	// tune picks how Process works through a batch.
 	tune modeTuner
+	// ab compares two ways batch by batch in a build with the abtest
+	// tag (ab_on.go); otherwise it is empty and unused.
+	ab abTrial
 }
 
 // populater has another goroutine fault in the Conn slab of the flow
@@ -272,32 +275,10 @@ func median(v []int64) int64 {
 // Process runs one batch through decode, the flow table and the
 // detectors. It is the whole per-packet path.
 func (w *Worker) Process(b *ring.Batch) {
-	tuning := w.tune.force == 0 && b.N > 0 && w.flows.Stats().Active >= pipelineFlows
-	way, timed := w.tune.way(tuning)
-	var start time.Time
-	if timed {
-		start = time.Now()
-	}
-	if way == 0 {
-		// Each group is tracked as soon as it is decoded, while its
-		// packets are in the L1 cache. Its index entries are read
-		// ahead in between, all of them at once: on the standard
-		// capture, whose index (4 MB) is larger than the L2 cache, a
-		// batch took 4.5-9% less time than without, the medians of
-		// 4,904 batches of each, alternated in one replay, 7 replays.
-		for lo := 0; lo < b.N; lo += group {
-			w.decode(b, &w.groups[0], lo)
-			w.flows.Prefetch()
-			w.track(b, &w.groups[0])
-		}
+	if abBuild && w.ab.active() {
+		w.ab.run(w, b)
 	} else {
-		w.pipeline(b)
-	}
-	if timed {
-		w.tune.timed(way, int64(time.Since(start)), int64(b.N))
-	}
-	if tuning {
-		w.tune.done()
+		w.process(b)
 	}
 	if b.N > 0 {
 		w.stats.LastTS = b.TS[b.N-1]
@@ -312,6 +293,42 @@ func (w *Worker) Process(b *ring.Batch) {
 	w.out.Publish(w.flows.Horizon() - w.reorder)
 }
 
+// process tracks b's packets the way the tuner picks.
+func (w *Worker) process(b *ring.Batch) {
+	tuning := w.tune.force == 0 && b.N > 0 && w.flows.Stats().Active >= pipelineFlows
+	way, timed := w.tune.way(tuning)
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
+	if way == 0 {
+		w.byGroup(b)
+	} else {
+		w.pipeline(b)
+	}
+	if timed {
+		w.tune.timed(way, int64(time.Since(start)), int64(b.N))
+	}
+	if tuning {
+		w.tune.done()
+	}
+}
+
+// byGroup tracks each group as soon as it is decoded, while its packets
+// are in the L1 cache. The group's index entries are read ahead in
+// between, all of them at once: on the standard capture, whose index
+// (4 MB) is larger than the L2 cache, a batch took 4.5-9.3% less time
+// than without, the medians of 4,904 batches each way alternated in one
+// replay, 8 replays (the abtest harness, ab_on.go, variant noindex).
+func (w *Worker) byGroup(b *ring.Batch) {
+	for lo := 0; lo < b.N; lo += group {
+		w.decode(b, &w.groups[0], lo)
+		w.queueIndex(&w.groups[0])
+		w.flows.Prefetch()
+		w.track(b, &w.groups[0])
+	}
+}
+
 // pipeline runs b through the stages of the read-ahead pipeline (see
 // group).
 func (w *Worker) pipeline(b *ring.Batch) {
@@ -319,6 +336,7 @@ func (w *Worker) pipeline(b *ring.Batch) {
 	for g := 0; g < ng+stages-1; g++ {
 		if g < ng {
 			w.decode(b, &w.groups[g%stages], g*group)
+			w.queueIndex(&w.groups[g%stages])
 		}
 		if k := g - 1; k >= 0 && k < ng {
 			w.prefetchConns(&w.groups[k%stages])
@@ -336,8 +354,8 @@ func (w *Worker) pipeline(b *ring.Batch) {
 	}
 }
 
-// decode decodes the frames of b from lo on into gr, probes their flows
-// and queues their index entries to be read ahead.
+// decode decodes the frames of b from lo on into gr and probes their
+// flows.
 func (w *Worker) decode(b *ring.Batch, gr *pktGroup, lo int) {
 	link, iface := int(b.Link), uint8(b.Iface)
 	gr.lo, gr.n = lo, min(group, b.N-lo)
@@ -360,6 +378,10 @@ func (w *Worker) decode(b *ring.Batch, gr *pktGroup, lo int) {
 		}
 		w.flows.Probe(p, &gr.probes[j])
 	}
+}
+
+// queueIndex queues the index entries of gr's flows to be read ahead.
+func (w *Worker) queueIndex(gr *pktGroup) {
 	for j := range gr.n {
 		if gr.ok[j] {
 			w.flows.PrefetchIndex(&gr.probes[j])
@@ -426,6 +448,9 @@ func (w *Worker) run() error {
 		w.live.publish(w, w.batch.Iface)
 	}
 	w.finish()
+	if abBuild {
+		w.ab.report()
+	}
 	w.live.publish(w, 0)
 	if errors.Is(err, io.EOF) || errors.Is(err, ring.ErrClosed) {
 		return nil
