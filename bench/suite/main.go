@@ -17,6 +17,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,7 +63,7 @@ func mainErr(ctx context.Context, args []string) error {
 	liveArgs := fs.String("live-args", "", "extra flags for bench/live, space-separated (e.g. \"-repeat 5\")")
 	profile := fs.Bool("profile", false, "print the top of the CPU profile of every capture's 1-worker replay")
 	quick := fs.Bool("quick", false, "smoke run: small captures, one replay per case")
-	render := fs.String("render", "", "measure nothing: write the report again from the results.json of an earlier run, beside it")
+	render := fs.String("render", "", "measure nothing: write the report again from the results.json of an earlier run, beside it (its notes by hand stay)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -150,11 +151,40 @@ func rerender(name string) error {
 		cfg.Repeat = len(res.Standard.Replays[cfg.Workers[0]])
 	}
 	dir := filepath.Dir(name)
+	report := filepath.Join(dir, "report.md")
+	notes := handNotes(report)
 	if err := writeReport(dir, &res, cfg); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "suite: wrote", filepath.Join(dir, "report.md"))
+	if notes != "" {
+		f, err := os.OpenFile(report, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString(notes)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(os.Stderr, "suite: wrote", report)
 	return nil
+}
+
+// handNotes returns the "Notes by hand" section a committed report ends
+// with (from the blank line before its heading), or "": written about the
+// same results, it stays when the report is written again from them.
+func handNotes(report string) string {
+	b, err := os.ReadFile(report)
+	if err != nil {
+		return ""
+	}
+	if i := bytes.Index(b, []byte("\n## Notes by hand\n")); i >= 0 {
+		return string(b[i:])
+	}
+	return ""
 }
 
 // parseLevels reads "10k,100k,1M".

@@ -319,3 +319,45 @@ func goalByID(gs []goal, id string) goal {
 	}
 	return goal{}
 }
+
+// TestRerenderKeepsNotes: writing a report again from its results keeps
+// the notes by hand it ended with, and only them.
+func TestRerenderKeepsNotes(t *testing.T) {
+	committed, err := filepath.Glob("../results/*/results.json")
+	if err != nil || len(committed) == 0 {
+		t.Fatalf("no committed results.json: %v", err)
+	}
+	b, err := os.ReadFile(committed[len(committed)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	results, report := filepath.Join(dir, "results.json"), filepath.Join(dir, "report.md")
+	if err := os.WriteFile(results, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notes := "\n## Notes by hand\n\n- measured at noon\n"
+	if err := os.WriteFile(report, []byte("an old report\n"+notes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rerender(results); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(got), "# tcpsentry benchmark, ") || !strings.HasSuffix(string(got), "\n"+notes) || strings.Contains(string(got), "an old report") || strings.Count(string(got), "## Notes by hand") != 1 {
+		t.Errorf("report written again:\n%s", got)
+	}
+	// Without notes, nothing is added.
+	if err := os.WriteFile(report, []byte("an old report\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rerender(results); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(report); strings.Contains(string(got), "Notes by hand") {
+		t.Errorf("notes out of nothing:\n%s", got)
+	}
+}
