@@ -26,7 +26,8 @@ bench: bench-deps
 bench-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -q && apt-get install -y -q --no-install-recommends tcpdump tcpreplay tshark tcptrace iproute2 util-linux; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends tcpdump tcpreplay tshark tcptrace argus-server argus-client iproute2 util-linux; \
+		systemctl disable --now argus.service >/dev/null 2>&1 || true; \
 	else \
 		echo "bench-deps: not root, installing nothing (the suite skips a missing peer and says why)"; \
 	fi

@@ -9,10 +9,12 @@ package peers
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,18 +22,19 @@ import (
 
 // Result is one run of a peer tool.
 type Result struct {
-	Tool    string        // "tshark", "tcpdump", "tcptrace"
+	Tool    string        // "tshark", "tcpdump", "tcptrace", "argus"
 	Version string        // first line of `tool --version`/`-v` output, trimmed
 	Command string        // the exact command line run, shell-quoted, file path as given
 	Lines   int           // lines the tool wrote to stdout (its findings)
 	Took    time.Duration // wall time of the run
 	CPU     time.Duration // user+sys CPU of the child (from ProcessState)
 	MaxRSS  int64         // bytes, from ProcessState's rusage
+	stderr  string        // the last line the tool wrote to stderr
 }
 
 // packages names the Debian package of each tool, for the reason
 // Available gives.
-var packages = map[string]string{"tshark": "tshark", "tcpdump": "tcpdump", "tcptrace": "tcptrace"}
+var packages = map[string]string{"tshark": "tshark", "tcpdump": "tcpdump", "tcptrace": "tcptrace", "argus": "argus-server", "ra": "argus-client"}
 
 // Available says whether tool is on PATH (exec.LookPath), with a one-line
 // reason when not.
@@ -87,6 +90,54 @@ func Tcptrace(ctx context.Context, file string) (Result, error) {
 	return run(ctx, "tcptrace", "-v", nil, file, "-n", file)
 }
 
+// Argus runs the Argus flow monitor over the file, as a network team
+// keeps a record of every connection with its TCP state (FIN, RST, REQ
+// for a SYN left unanswered, CON, ...) but no cause. Timed:
+//
+//	argus -X -r FILE -w flows.argus
+//
+// -X leaves out /etc/argus.conf, so that a site's settings change
+// nothing. Then, not timed, the Argus client counts its TCP records, a
+// line each (Lines): ra -n -L -1 -r flows.argus - tcp. flows.argus is in
+// a temporary directory, removed afterwards. (On a machine with systemd,
+// installing argus-server also starts its capture daemon, argus.service;
+// bench-deps and CI disable it.)
+func Argus(ctx context.Context, file string) (Result, error) {
+	res := Result{Tool: "argus"}
+	dir, err := os.MkdirTemp("", "peers-argus-")
+	if err != nil {
+		return res, fmt.Errorf("argus on %s: %w", file, err)
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "flows.argus")
+	if res, err = run(ctx, "argus", "-h", nil, file, "-X", "-r", file, "-w", out); err != nil {
+		return res, err
+	}
+	// argus exits 0 when it cannot read its input, and says why on
+	// stderr: a missing file writes no output, an unknown format an empty
+	// one.
+	if _, err := os.Stat(out); err != nil || strings.Contains(res.stderr, "ArgusError") || strings.Contains(res.stderr, "pcap_open_offline") {
+		return res, fmt.Errorf("argus on %s: %s", file, cmp.Or(res.stderr, "it wrote no output"))
+	}
+	count := []string{"-n", "-L", "-1", "-r", out, "-", "tcp"}
+	res.Command = quoteCommand("argus", []string{"-X", "-r", file, "-w", "flows.argus"}) + "; " +
+		strings.ReplaceAll(quoteCommand("ra", count), out, "flows.argus")
+	var lines lineCounter
+	errb := &tail{max: stderrTail}
+	cmd := command(ctx, "ra", nil, count...)
+	cmd.Stdout, cmd.Stderr = &lines, errb
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		} else if line := errb.lastLine(); line != "" {
+			err = fmt.Errorf("%w: %s", err, line)
+		}
+		return res, fmt.Errorf("argus on %s: counting its records with ra: %w", file, err)
+	}
+	res.Lines = lines.lines()
+	return res, nil
+}
+
 // stderrTail is how much of a tool's stderr is kept for its error.
 const stderrTail = 4 << 10
 
@@ -112,6 +163,7 @@ func run(ctx context.Context, tool, versionFlag string, env []string, file strin
 	err = cmd.Run()
 	res.Took = time.Since(start)
 	res.Lines = out.lines()
+	res.stderr = errb.lastLine()
 	if ps := cmd.ProcessState; ps != nil {
 		res.CPU = ps.UserTime() + ps.SystemTime()
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
@@ -153,23 +205,31 @@ func command(ctx context.Context, tool string, env []string, args ...string) *ex
 
 // version runs `tool flag` and returns the first non-empty line of its
 // stdout, or of its stderr when stdout has none (tcptrace -v writes
-// there; tshark adds its running-as-root warning to stderr).
+// there; tshark adds its running-as-root warning to stderr). A tool with
+// no version flag prints its version atop its usage and fails (argus -h
+// exits 255): a failure still gives the version when that line names the
+// tool and a version.
 func version(ctx context.Context, tool, flag string, env []string) (string, error) {
 	var out, errb bytes.Buffer
 	cmd := command(ctx, tool, env, flag)
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", fmt.Errorf("%s %s: %w", tool, flag, err)
+	runErr := cmd.Run()
+	if runErr != nil && ctx.Err() != nil {
+		return "", ctx.Err()
 	}
 	for _, b := range []*bytes.Buffer{&out, &errb} {
 		for line := range strings.Lines(b.String()) {
 			if line = strings.TrimSpace(line); line != "" {
+				l := strings.ToLower(line)
+				if runErr != nil && (!strings.Contains(l, tool) || !strings.Contains(l, "version")) {
+					return "", fmt.Errorf("%s %s: %w", tool, flag, runErr)
+				}
 				return line, nil
 			}
 		}
+	}
+	if runErr != nil {
+		return "", fmt.Errorf("%s %s: %w", tool, flag, runErr)
 	}
 	return "", fmt.Errorf("%s %s printed nothing", tool, flag)
 }

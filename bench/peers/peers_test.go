@@ -26,10 +26,10 @@ const demo = "../../testdata/demo.pcap"
 var tools = []struct {
 	name string
 	run  func(context.Context, string) (Result, error)
-}{{"tshark", Tshark}, {"tcpdump", Tcpdump}, {"tcptrace", Tcptrace}}
+}{{"tshark", Tshark}, {"tcpdump", Tcpdump}, {"tcptrace", Tcptrace}, {"argus", Argus}}
 
 // need skips the test when tool is missing, except on CI, which installs
-// all three.
+// them all.
 func need(t *testing.T, tool string) {
 	t.Helper()
 	if ok, why := Available(tool); !ok {
@@ -137,6 +137,36 @@ func TestTcptraceDemo(t *testing.T) {
 	checkRun(t, res, "tcptrace", "Version: Ostermann's tcptrace", "tcptrace -n ../../testdata/demo.pcap")
 	if res.Lines < 6 {
 		t.Errorf("tcptrace printed %d lines, want at least 6", res.Lines)
+	}
+}
+
+// TestArgusDemo: Argus keeps a record per TCP connection of demo.pcap (6:
+// four closed, the refused one, the unanswered SYN), counted with ra, and
+// leaves nothing in the temporary directory.
+func TestArgusDemo(t *testing.T) {
+	need(t, "argus")
+	need(t, "ra")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	res, err := Argus(context.Background(), demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, res, "argus", "Argus Version ",
+		"argus -X -r ../../testdata/demo.pcap -w flows.argus; ra -n -L -1 -r flows.argus - tcp")
+	if res.Lines != 6 {
+		t.Errorf("argus kept %d TCP records, want 6", res.Lines)
+	}
+	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
+		t.Errorf("temporary directory holds %v (%v) after the run", left, err)
+	}
+	// argus exits 0 on a file it cannot read; the run is still an error.
+	bad := filepath.Join(tmp, "bad.pcap")
+	if err := os.WriteFile(bad, []byte("not a capture"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Argus(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "unknown packet file format") {
+		t.Errorf("a file that is no capture: %v", err)
 	}
 }
 

@@ -3,7 +3,7 @@
 // Command suite is the replay benchmark in one command: it generates
 // captures with ground truth (bench/workload), replays them from memory
 // through tcpsentry's whole pipeline with 1 and 2 workers, runs the peers
-// (tshark, tcpdump, tcptrace) and the references (a pointer chase over
+// (tshark, tcpdump, tcptrace, argus) and the references (a pointer chase over
 // 1 GiB: the memory wall; a gopacket decode + Go map reader) on the same
 // files, optionally runs the live benchmark (bench/live), and writes
 // DIR/<date>/report.md with SVG charts and results.json:

@@ -220,7 +220,7 @@ func writeReport(dir string, r *results, cfg config) error {
 	p("# tcpsentry benchmark, %s\n\n", r.Date.Format("2006-01-02"))
 	p("Machine: %s, %d cores, Linux %s, %s.\n", r.Host.CPU, r.Host.Cores, r.Host.Kernel, r.Host.Go)
 	p("Peers: ")
-	for i, t := range []string{"tshark", "tcpdump", "tcptrace"} {
+	for i, t := range []string{"tshark", "tcpdump", "tcptrace", "argus"} {
 		if i > 0 {
 			p("; ")
 		}
@@ -329,7 +329,7 @@ func writeReport(dir string, r *results, cfg config) error {
 		p("In 2 MiB pages, as tcpsentry's flow table and detector tables are (so a miss walks no page tables), the same chase takes %.0f ns (median of %v); the goal's reference is the first.\n",
 			report.Median(r.MemrefHuge.Rounds), roundAll(r.MemrefHuge.Rounds))
 	}
-	p("Other peers: Zeek and Suricata are not installable on this machine (no Debian package\nin its sources, no network); tcptrace is, and is above.\n")
+	p("Other peers: Zeek and Suricata are not installable on this machine (no Debian package\nin its sources, no network); tcptrace and Argus (a record per connection with its TCP\nstate, counted with its client ra) are, and are above.\n")
 
 	p("\n## Where the time goes\n\n")
 	p("CPU of a 1-worker replay under the profiler, split by the package of the function a\n")

@@ -217,8 +217,8 @@ type suite struct {
 func (s *suite) all(ctx context.Context) error {
 	s.res.Host = report.Describe()
 	s.res.Tools = map[string]string{}
-	for _, t := range []string{"tshark", "tcpdump", "tcptrace"} {
-		if ok, why := peers.Available(t); !ok {
+	for _, t := range peerTools {
+		if ok, why := peerAvailable(t); !ok {
 			s.res.Tools[t] = why
 		}
 	}
@@ -326,8 +326,8 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 		return nil
 	}
 	f.PeerErrs = map[string]string{}
-	for _, tool := range []string{"tcpdump", "tcptrace", "tshark"} {
-		if ok, _ := peers.Available(tool); !ok {
+	for _, tool := range peerTools {
+		if ok, _ := peerAvailable(tool); !ok {
 			continue
 		}
 		s.run.logf("%s: %s", f.Name, tool)
@@ -340,6 +340,8 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 			res, err = peers.Tcpdump(ctx, name)
 		case "tcptrace":
 			res, err = peers.Tcptrace(ctx, name)
+		case "argus":
+			res, err = peers.Argus(ctx, name)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -356,6 +358,19 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 		s.run.logf("%s: %s: %.2fM packets/s", f.Name, tool, float64(st.Packets)/res.Took.Seconds()/1e6)
 	}
 	return nil
+}
+
+// peerTools are the peers the suite runs, in the order it runs them.
+var peerTools = []string{"tcpdump", "tcptrace", "argus", "tshark"}
+
+// peerAvailable is peers.Available, and for argus its client too (ra
+// counts its records).
+func peerAvailable(tool string) (bool, string) {
+	ok, why := peers.Available(tool)
+	if ok && tool == "argus" {
+		ok, why = peers.Available("ra")
+	}
+	return ok, why
 }
 
 // score reads the events a replay wrote and compares them with the truth.
