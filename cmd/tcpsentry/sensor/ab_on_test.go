@@ -4,8 +4,6 @@ package sensor
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"os"
 	"regexp"
 	"testing"
@@ -15,18 +13,7 @@ import (
 // ways batch by batch, reports both, and finds what a replay without the
 // harness finds.
 func TestABAlternates(t *testing.T) {
-	replay := func() Summary {
-		f, err := os.Open("../../../testdata/clean_many.pcap.gz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		s, err := Replay(context.Background(), f, Config{Workers: 1}, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	replay := func() Summary { return replayTestdata(t, "clean_many.pcap.gz", Config{Workers: 1}) }
 	var out bytes.Buffer
 	abOut = &out
 	defer func() { abOut = os.Stderr }()

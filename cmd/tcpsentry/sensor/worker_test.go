@@ -527,18 +527,10 @@ func TestReplayMapsMemory(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("residency comes from mincore, on Linux")
 	}
-	data, err := os.ReadFile("../../../testdata/refused_any.pcap")
-	if err != nil {
-		t.Fatal(err)
+	if s := replayTestdata(t, "refused_any.pcap", Config{Workers: 2, Flows: 1000}); s.Memory != nil {
+		t.Fatalf("without MapMemory: %+v", s.Memory)
 	}
-	s, err := Replay(context.Background(), ring.InMemory(data), Config{Workers: 2, Flows: 1000}, io.Discard)
-	if err != nil || s.Memory != nil {
-		t.Fatalf("without MapMemory: %v, %+v", err, s.Memory)
-	}
-	s, err = Replay(context.Background(), ring.InMemory(data), Config{Workers: 2, Flows: 1000, MapMemory: true}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := replayTestdata(t, "refused_any.pcap", Config{Workers: 2, Flows: 1000, MapMemory: true})
 	want := []string{"flow table: connections", "flow table: links", "flow table: index", "flow table: ended connections",
 		"detectors: notes", "correlator: server ports", "correlator: TCP clocks", "correlator: fold windows",
 		"correlator: queued facts and events"}
@@ -567,19 +559,27 @@ func TestReplayCountsCPU(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the process's CPU time is read with getrusage, on Linux")
 	}
-	f, err := os.Open("../../../testdata/clean_many.pcap.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, err := Replay(context.Background(), f, Config{Workers: 2}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := replayTestdata(t, "clean_many.pcap.gz", Config{Workers: 2})
 	running := s.Elapsed - s.Setup
 	// getrusage rounds to microseconds, per thread.
 	most := running*time.Duration(runtime.NumCPU()) + time.Millisecond
 	if s.Packets == 0 || s.CPU <= 0 || s.CPU > most {
 		t.Fatalf("%d packets: CPU %v in %v running on %d CPUs", s.Packets, s.CPU, running, runtime.NumCPU())
 	}
+}
+
+// replayTestdata replays a capture of testdata/ (gzipped or not) through
+// the pipeline with cfg, throwing its events away.
+func replayTestdata(t *testing.T, name string, cfg Config) Summary {
+	t.Helper()
+	f, err := os.Open("../../../testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := Replay(context.Background(), f, cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
