@@ -36,14 +36,19 @@ type Result struct {
 // Available gives.
 var packages = map[string]string{"tshark": "tshark", "tcpdump": "tcpdump", "tcptrace": "tcptrace", "argus": "argus-server", "ra": "argus-client"}
 
-// Available says whether tool is on PATH (exec.LookPath), with a one-line
-// reason when not.
+// alsoNeeds names the other programs a peer's run calls.
+var alsoNeeds = map[string][]string{"argus": {"ra"}} // ra counts argus's records
+
+// Available says whether tool is on PATH (exec.LookPath), and the
+// programs its run also calls, with a one-line reason when not.
 func Available(tool string) (bool, string) {
-	if _, err := exec.LookPath(tool); err != nil {
-		if pkg, ok := packages[tool]; ok {
-			return false, fmt.Sprintf("%s is not installed (Debian package %s: apt-get install %s)", tool, pkg, pkg)
+	for _, t := range append([]string{tool}, alsoNeeds[tool]...) {
+		if _, err := exec.LookPath(t); err != nil {
+			if pkg, ok := packages[t]; ok {
+				return false, fmt.Sprintf("%s is not installed (Debian package %s: apt-get install %s)", t, pkg, pkg)
+			}
+			return false, err.Error()
 		}
-		return false, err.Error()
 	}
 	return true, ""
 }

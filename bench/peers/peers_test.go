@@ -144,8 +144,7 @@ func TestTcptraceDemo(t *testing.T) {
 // four closed, the refused one, the unanswered SYN), counted with ra, and
 // leaves nothing in the temporary directory.
 func TestArgusDemo(t *testing.T) {
-	need(t, "argus")
-	need(t, "ra")
+	need(t, "argus") // and ra
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	res, err := Argus(context.Background(), demo)
@@ -326,8 +325,16 @@ func TestAvailable(t *testing.T) {
 	if ok || !strings.Contains(why, "tcptrace-not-a-tool") {
 		t.Errorf("missing tool: %v, %q", ok, why)
 	}
-	t.Setenv("PATH", t.TempDir())
+	bin := t.TempDir()
+	t.Setenv("PATH", bin)
 	if ok, why := Available("tcpdump"); ok || !strings.Contains(why, "apt-get install tcpdump") {
 		t.Errorf("tcpdump off PATH: %v, %q", ok, why)
+	}
+	// argus is no use without ra, its client, which counts its records.
+	if err := os.WriteFile(filepath.Join(bin, "argus"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := Available("argus"); ok || !strings.Contains(why, "ra is not installed (Debian package argus-client") {
+		t.Errorf("argus without ra: %v, %q", ok, why)
 	}
 }

@@ -218,7 +218,7 @@ func (s *suite) all(ctx context.Context) error {
 	s.res.Host = report.Describe()
 	s.res.Tools = map[string]string{}
 	for _, t := range peerTools {
-		if ok, why := peerAvailable(t); !ok {
+		if ok, why := peers.Available(t); !ok {
 			s.res.Tools[t] = why
 		}
 	}
@@ -327,7 +327,7 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 	}
 	f.PeerErrs = map[string]string{}
 	for _, tool := range peerTools {
-		if ok, _ := peerAvailable(tool); !ok {
+		if ok, _ := peers.Available(tool); !ok {
 			continue
 		}
 		s.run.logf("%s: %s", f.Name, tool)
@@ -362,16 +362,6 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 
 // peerTools are the peers the suite runs, in the order it runs them.
 var peerTools = []string{"tcpdump", "tcptrace", "argus", "tshark"}
-
-// peerAvailable is peers.Available, and for argus its client too (ra
-// counts its records).
-func peerAvailable(tool string) (bool, string) {
-	ok, why := peers.Available(tool)
-	if ok && tool == "argus" {
-		ok, why = peers.Available("ra")
-	}
-	return ok, why
-}
 
 // score reads the events a replay wrote and compares them with the truth.
 func (r *caseRun) score(events string, truth []workload.Truth) error {
