@@ -117,6 +117,9 @@ type Stats struct {
 	EvictedFull uint64
 	Reused      uint64 // a new SYN replaced a finished or stale connection
 	Flushed     uint64
+	// Peak is the most connections the table held at once: the slots
+	// ever used, since a freed slot is taken again before a fresh one.
+	Peak int
 }
 
 // idle classes, each a list ordered by link time.
@@ -348,7 +351,11 @@ func RandomSeed() uint64 {
 func (t *Table) Capacity() int { return len(t.conns) }
 
 // Stats returns the table's counters.
-func (t *Table) Stats() Stats { return t.stats }
+func (t *Table) Stats() Stats {
+	st := t.stats
+	st.Peak = int(t.fresh)
+	return st
+}
 
 // Now is the table's packet clock: the latest capture time seen.
 func (t *Table) Now() int64 { return t.now }

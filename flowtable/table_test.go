@@ -280,6 +280,7 @@ func TestChurnAgainstModel(t *testing.T) {
 	est := int64(DefaultEstablished)
 	last := map[uint16]int64{} // client port -> last packet time
 	now := int64(0)
+	most := 0 // the model's most flows at once
 	for step := 0; step < 6000; step++ {
 		if rng.IntN(300) == 0 {
 			now += est/2 + int64(rng.IntN(int(est))) // a quiet spell: many flows go idle
@@ -307,10 +308,14 @@ func TestChurnAgainstModel(t *testing.T) {
 				delete(last, q)
 			}
 		}
+		most = max(most, len(last))
 	}
 	st := tb.Stats()
 	if st.EvictedFull != 0 || st.EvictedIdle == 0 || int(st.Created)-int(st.EvictedIdle) != st.Active || st.Active != len(last) {
 		t.Fatalf("stats %+v, model %d", st, len(last))
+	}
+	if st.Peak != most || most == len(last) {
+		t.Fatalf("peak %d, the model's most %d (now %d)", st.Peak, most, len(last))
 	}
 	if uint64(len(r.evicted)) != st.EvictedIdle {
 		t.Fatalf("%d evictions reported, %d counted", len(r.evicted), st.EvictedIdle)

@@ -64,6 +64,7 @@ type replayResult struct {
 	Packets     uint64
 	Bytes       uint64 // on the wire
 	Created     uint64 // flows created
+	Peak        int    // most flows the tables held at once (each worker's most, summed)
 	EvictedFull uint64 // flows evicted because the table was full (should be 0)
 	Events      uint64
 	EventsLost  uint64
@@ -206,7 +207,7 @@ func childReplay(args []string) (replayResult, error) {
 		return res, err
 	}
 	res.Packets, res.Bytes = sum.Packets, sum.Bytes
-	res.Created, res.EvictedFull = sum.Flows.Created, sum.Flows.EvictedFull
+	res.Created, res.EvictedFull, res.Peak = sum.Flows.Created, sum.Flows.EvictedFull, sum.Flows.Peak
 	res.Events, res.EventsLost, res.Late = sum.EventsTotal(), sum.EventsLost, sum.Late
 	res.Decoded = sum.DecodeFailures()
 	res.Mallocs = ms1.Mallocs - ms0.Mallocs

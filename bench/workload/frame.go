@@ -16,6 +16,7 @@ type flow struct {
 	ctsOff     uint32 // client TS clock: TSval = ctsOff + capture ms
 	stsOff     uint32 // server TS clock
 	cwin, swin uint16 // advertised window after the handshake (scaled by 2^7)
+	seen       bool   // a packet of it is written (Stats.MaxOpen)
 }
 
 // pkt is one segment to write. Payload bytes are zero; the frame stores
@@ -30,7 +31,13 @@ type pkt struct {
 	bits  uint8 // fromServer
 }
 
-const fromServer = 1
+// pkt.bits.
+const (
+	fromServer = 1 << iota
+	// lastOfFlow marks the last packet of its flow in an anomaly
+	// instance, whose flows end one by one (Stats.MaxHeld).
+	lastOfFlow
+)
 
 // TCP flags.
 const (

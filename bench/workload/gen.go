@@ -124,6 +124,8 @@ type Stats struct {
 	// flow stays there for Linger after its last packet (the sensor's
 	// timeout for a closed connection), so with short connections the
 	// table holds many more flows than are open. Size a table by MaxHeld.
+	// Both count every flow of an anomaly instance (a RST storm is a
+	// hundred connections).
 	MaxOpen     int
 	MaxHeld     int
 	First, Last int64 // capture times, ns
@@ -152,7 +154,7 @@ func Write(w io.Writer, o Options) (Stats, error) {
 	if o.Start.IsZero() {
 		o.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	g := &gen{o: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5e75)), buf: make([]byte, 0, 256)}
+	g := &gen{o: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5e75)), buf: make([]byte, 0, 256), flowSeen: map[*flow]bool{}}
 	g.mix = o.Seed*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019
 	kinds := o.Kinds
 	if kinds == nil {
@@ -211,6 +213,7 @@ type gen struct {
 	// in a sensor's table, oldest first, from ended[endedHead].
 	ended     []int64
 	endedHead int
+	flowSeen  map[*flow]bool // markFlowEnds' scratch
 
 	anomClients, anomServers int
 }
@@ -268,12 +271,18 @@ func (g *gen) run() error {
 		for g.endedHead < len(g.ended) && g.ended[g.endedHead]+int64(Linger) <= p.t {
 			g.endedHead++
 		}
-		if !s.open {
-			s.open = true
+		// An ordinary connection is its script's one flow, open until
+		// the script ends; an anomaly instance's flows open and end on
+		// their own packets.
+		if opens := s.bc != nil && !s.open || s.bc == nil && !p.f.seen; opens {
+			s.open, p.f.seen = true, true
 			g.open++
 			g.st.MaxOpen = max(g.st.MaxOpen, g.open)
 		}
 		g.st.MaxHeld = max(g.st.MaxHeld, g.open+len(g.ended)-g.endedHead)
+		if p.bits&lastOfFlow != 0 {
+			g.flowEnded(p.t)
+		}
 		s.i++
 		if s.i < len(s.pkts) {
 			heap.Fix(&g.q, 0)
@@ -288,15 +297,34 @@ func (g *gen) run() error {
 			}
 		}
 		heap.Pop(&g.q)
-		g.open--
-		if g.endedHead > len(g.ended)/2 && g.endedHead > 1024 {
-			g.ended = g.ended[:copy(g.ended, g.ended[g.endedHead:])]
-			g.endedHead = 0
+		if s.bc != nil {
+			g.flowEnded(end)
 		}
-		g.ended = append(g.ended, end)
 		g.startNext(end + g.rng.Int64N(slotGap))
 	}
 	return nil
+}
+
+// flowEnded moves a flow whose last packet was at t from open to
+// lingering. Packets are written in time order, so ended stays sorted.
+func (g *gen) flowEnded(t int64) {
+	g.open--
+	if g.endedHead > len(g.ended)/2 && g.endedHead > 1024 {
+		g.ended = g.ended[:copy(g.ended, g.ended[g.endedHead:])]
+		g.endedHead = 0
+	}
+	g.ended = append(g.ended, t)
+}
+
+// markFlowEnds sets lastOfFlow on the last packet of each flow in pkts.
+func (g *gen) markFlowEnds(pkts []pkt) {
+	clear(g.flowSeen)
+	for i := len(pkts) - 1; i >= 0; i-- {
+		if f := pkts[i].f; !g.flowSeen[f] {
+			g.flowSeen[f] = true
+			pkts[i].bits |= lastOfFlow
+		}
+	}
 }
 
 // startNext starts the slot's next connection or anomaly at t, drawn
@@ -326,6 +354,7 @@ func (g *gen) startNext(t int64) bool {
 		in := g.newInst()
 		in.build(k, t)
 		s.pkts = in.ph.sorted()
+		g.markFlowEnds(s.pkts)
 		g.st.Truth = append(g.st.Truth, in.truth...)
 	}
 	heap.Push(&g.q, s)

@@ -157,7 +157,7 @@ func TestReplayDemoSummary(t *testing.T) {
 		t.Fatalf("exit %d, %d events: %s", code, len(evs), stderr)
 	}
 	for _, want := range []string{
-		fmt.Sprintf("packets   %d ", countPackets(t, "../../testdata/demo.pcap")), "6 created", "1 syn_unanswered, 1 connection_refused", "not TCP   none",
+		fmt.Sprintf("packets   %d ", countPackets(t, "../../testdata/demo.pcap")), "6 created, at most 6 held at once (", "1 syn_unanswered, 1 connection_refused", "not TCP   none",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stderr)

@@ -81,6 +81,7 @@ var (
 	dOptMalformed = desc("tcp_option_malformed_total", "TCP segments with a malformed option (still tracked).")
 	dActive       = desc("flow_table_active", "Connections in the worker's flow table.", "worker")
 	dCapacity     = desc("flow_table_capacity", "Connections the worker's flow table holds.", "worker")
+	dPeak         = desc("flow_table_peak", "The most connections the worker's flow table held at once since the start.", "worker")
 	dCreated      = desc("flows_created_total", "Connections created in the worker's flow table.", "worker")
 	dEvicted      = desc("flows_evicted_total", "Connections that left the flow table: idle (timed out), full (oldest evicted to make room), reused (a new SYN took the 4-tuple), flush (end of capture).", "worker", "why")
 	dEvents       = desc("events_total", "Events written, by type (event.action).", "type")
@@ -101,7 +102,7 @@ type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRunning, dPackets, dBytes, dKPackets, dKDrops, dKFreezes, dKErrors,
-		dDecode, dOptMalformed, dActive, dCapacity, dCreated, dEvicted, dEvents, dFolded, dLimited, dDropped, dLate,
+		dDecode, dOptMalformed, dActive, dCapacity, dPeak, dCreated, dEvicted, dEvents, dFolded, dLimited, dDropped, dLate,
 		dConnected, dPublished, dPubErrors, dRejected, dResent, dPending} {
 		ch <- d
 	}
@@ -136,6 +137,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		lost += w.EventsLost
 		gauge(dActive, float64(w.Flows.Active), wl)
 		gauge(dCapacity, float64(w.FlowsCapacity), wl)
+		gauge(dPeak, float64(w.Flows.Peak), wl)
 		counter(dCreated, w.Flows.Created, wl)
 		counter(dEvicted, w.Flows.EvictedIdle, wl, flowtable.EvictIdle.String())
 		counter(dEvicted, w.Flows.EvictedFull, wl, flowtable.EvictFull.String())

@@ -211,6 +211,10 @@ func checkSummary(t *testing.T, fams map[string]*dto.MetricFamily, sum *sensor.S
 	eq("flushed", total(fams, "tcpsentry_flows_evicted_total", "why=flush"), sum.Flows.Flushed)
 	eq("flow table capacity", total(fams, "tcpsentry_flow_table_capacity"), uint64(1000))
 	eq("flows active at the end", total(fams, "tcpsentry_flow_table_active"), 0)
+	eq("flow table peak", total(fams, "tcpsentry_flow_table_peak"), uint64(sum.Flows.Peak))
+	if sum.Flows.Created > 0 && sum.Flows.Peak == 0 {
+		t.Errorf("%d flows created, none held", sum.Flows.Created)
+	}
 	for r := decode.Reason(1); r < decode.NumReasons; r++ {
 		eq("decode "+r.String(), total(fams, "tcpsentry_decode_failures_total", "reason="+r.String()), sum.Drops[r])
 	}

@@ -106,7 +106,7 @@ type workerLive struct {
 	packets, bytes, optMalformed atomic.Uint64
 	drops                        [decode.NumReasons]atomic.Uint64
 	iface                        []ifaceLive
-	active                       atomic.Uint64
+	active, peak                 atomic.Uint64
 	created, evictedIdle         atomic.Uint64
 	evictedFull, reused, flushed atomic.Uint64
 	eventsLost                   atomic.Uint64
@@ -148,6 +148,7 @@ func (l *workerLive) publish(w *Worker, iface int) {
 	}
 	fs := w.flows.Stats()
 	set(&l.active, uint64(fs.Active))
+	set(&l.peak, uint64(fs.Peak))
 	set(&l.created, fs.Created)
 	set(&l.evictedIdle, fs.EvictedIdle)
 	set(&l.evictedFull, fs.EvictedFull)
@@ -169,6 +170,7 @@ func (l *workerLive) read() WorkerSnapshot {
 	}
 	s.Flows = flowtable.Stats{
 		Active:      int(l.active.Load()),
+		Peak:        int(l.peak.Load()),
 		Created:     l.created.Load(),
 		EvictedIdle: l.evictedIdle.Load(),
 		EvictedFull: l.evictedFull.Load(),

@@ -119,6 +119,7 @@ func TestObserverAdvances(t *testing.T) {
 		flows.EvictedFull += w.Flows.EvictedFull
 		flows.Reused += w.Flows.Reused
 		flows.Flushed += w.Flows.Flushed
+		flows.Peak += w.Flows.Peak
 		perWorker = append(perWorker, w.Packets)
 		if w.Flows.Active != 0 || w.FlowsCapacity != 50_000 {
 			t.Fatalf("worker %d at the end: %d active of %d", i, w.Flows.Active, w.FlowsCapacity)

@@ -117,7 +117,8 @@ type Summary struct {
 	Bytes        uint64 // on the wire
 	Drops        [decode.NumReasons]uint64
 	OptMalformed uint64
-	Flows        flowtable.Stats            // summed over workers; Active after the final flush (0 when every flow ended), Flushed the flows the flush ended
+	Flows        flowtable.Stats            // summed over workers; Active after the final flush (0 when every flow ended), Flushed the flows the flush ended, Peak each worker's most held at once
+	FlowCapacity int                        // the flow tables' slots, summed over workers
 	Events       [detectors.NumTypes]uint64 // events written, by type
 	Folded       [detectors.NumTypes]uint64 // repeats folded into them (tcpsentry.count)
 	Suppressed   [detectors.NumTypes]uint64 // occurrences of disabled types, not written
@@ -293,6 +294,8 @@ func (p *pipeline) summary() Summary {
 		fs := w.flows.Stats()
 		sum.Flows.Created += fs.Created
 		sum.Flows.Active += fs.Active
+		sum.Flows.Peak += fs.Peak
+		sum.FlowCapacity += w.flows.Capacity()
 		sum.Flows.EvictedIdle += fs.EvictedIdle
 		sum.Flows.EvictedFull += fs.EvictedFull
 		sum.Flows.Reused += fs.Reused
