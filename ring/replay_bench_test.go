@@ -69,46 +69,52 @@ func sink(src ring.Source, b *ring.Batch) (frames int, err error) {
 func TestReplayNoAllocs(t *testing.T) {
 	for _, f := range benchCaptures(t) {
 		for _, workers := range []int{1, 2} {
-			t.Run(f.name+"/workers="+string(rune('0'+workers)), func(t *testing.T) {
-				rp, err := ring.OpenReplay(bytes.NewReader(f.data), ring.ReplayConfig{Workers: workers, Hash: symHashNoAlloc})
-				if err != nil {
-					t.Fatal(err)
+			for _, filter := range []string{"", "tcp"} { // "tcp" runs the filter over every frame and keeps it
+				name := f.name + "/workers=" + string(rune('0'+workers))
+				if filter != "" {
+					name += "/filter=" + filter
 				}
-				defer rp.Close()
-				srcs := rp.Sources()
-				var wg sync.WaitGroup
-				for _, s := range srcs[1:] {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						sink(s, ring.NewBatch(0))
-					}()
-				}
-				src, b := srcs[0], ring.NewBatch(0)
-				// Warm up: every buffer's arena (made on first use), pcapgo's buffer.
-				for range ring.ReplayBuffers + 8 {
-					if err := src.NextBatch(b); err != nil {
+				t.Run(name, func(t *testing.T) {
+					rp, err := ring.OpenReplay(bytes.NewReader(f.data), ring.ReplayConfig{Workers: workers, Hash: symHashNoAlloc, Filter: filter})
+					if err != nil {
 						t.Fatal(err)
 					}
-				}
-				var frames int
-				allocs := testing.AllocsPerRun(40, func() {
-					if err := src.NextBatch(b); err != nil {
-						t.Fatal(err)
+					defer rp.Close()
+					srcs := rp.Sources()
+					var wg sync.WaitGroup
+					for _, s := range srcs[1:] {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							sink(s, ring.NewBatch(0))
+						}()
 					}
-					frames += b.N
+					src, b := srcs[0], ring.NewBatch(0)
+					// Warm up: every buffer's arena (made on first use), pcapgo's buffer.
+					for range ring.ReplayBuffers + 8 {
+						if err := src.NextBatch(b); err != nil {
+							t.Fatal(err)
+						}
+					}
+					var frames int
+					allocs := testing.AllocsPerRun(40, func() {
+						if err := src.NextBatch(b); err != nil {
+							t.Fatal(err)
+						}
+						frames += b.N
+					})
+					if frames < 40*200 {
+						t.Fatalf("only %d frames in 41 batches", frames)
+					}
+					if allocs != 0 {
+						t.Errorf("%.2f allocations per batch of about %d frames", allocs, frames/41)
+					}
+					for _, s := range srcs {
+						s.Close()
+					}
+					wg.Wait()
 				})
-				if frames < 40*200 {
-					t.Fatalf("only %d frames in 41 batches", frames)
-				}
-				if allocs != 0 {
-					t.Errorf("%.2f allocations per batch of about %d frames", allocs, frames/41)
-				}
-				for _, s := range srcs {
-					s.Close()
-				}
-				wg.Wait()
-			})
+			}
 		}
 	}
 }

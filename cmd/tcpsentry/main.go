@@ -130,6 +130,7 @@ func newReplayFlags(stderr io.Writer) *replayFlags {
 	r.cfg.Name = defaultSensorName()
 	fs.Var(strFlag{&r.cfg.Name, checkSensorName}, "sensor", "sensor `name` (observer.name, event id prefix, NATS subject token)")
 	fs.BoolVar(&r.quiet, "quiet", false, "no summary on stderr")
+	fs.Var(strFlag{&r.cfg.Filter, checkFilter}, "filter", "replay only the frames this `expression` in tcpdump syntax accepts, as tcpdump -r FILE EXPRESSION reads them, e.g. 'tcp and not port 22'")
 	registerMetrics(fs, &r.metrics, "off")
 	fs.StringVar(&r.prof.cpuPath, "cpuprofile", "", "write a CPU profile of the replay to `FILE` (runtime/pprof; read it with go tool pprof)")
 	fs.StringVar(&r.prof.memPath, "memprofile", "", "after the replay, write a memory profile to `FILE`: runtime.GC, then pprof.Lookup(\"allocs\"), every sampled allocation since the start (go tool pprof -sample_index=inuse_space shows the heap still in use)")

@@ -165,6 +165,38 @@ func TestReplayDemoSummary(t *testing.T) {
 	}
 }
 
+// TestReplayFilter: --filter replays only the frames the expression
+// accepts, as tcpdump -r does (ring's TestReplayFilterMatchesTcpdump
+// compares them frame by frame): the connection to port 9090 is the
+// unanswered SYN and its three retransmissions, and the rest of the demo
+// is left out, its refused connection with it.
+func TestReplayFilter(t *testing.T) {
+	total := countPackets(t, "../../testdata/demo.pcap")
+	code, evs, stderr := replay(t, "--filter", "port 9090", "../../testdata/demo.pcap")
+	if code != 0 || len(evs) != 1 || !strings.Contains(evs[0], "syn_unanswered") {
+		t.Fatalf("exit %d, events %v: %s", code, evs, stderr)
+	}
+	for _, want := range []string{"packets   4 ", fmt.Sprintf("filter    \"port 9090\" left out %d frames", total-4), "1 created,", "events    1 syn_unanswered\n"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stderr)
+		}
+	}
+	// Without --filter there is no filter line.
+	if _, _, stderr := replay(t, "../../testdata/demo.pcap"); strings.Contains(stderr, "filter") {
+		t.Errorf("a filter line without --filter:\n%s", stderr)
+	}
+	// A bad expression is a usage error, before anything is read.
+	code, evs, stderr = replay(t, "--filter", "tcp port", "../../testdata/demo.pcap")
+	if code != 2 || len(evs) != 0 || !strings.Contains(stderr, `invalid value "tcp port" for flag -filter: unexpected end of expression`) {
+		t.Errorf("bad filter: exit %d, %d events:\n%s", code, len(evs), stderr)
+	}
+	// One that the file's link type cannot take is a one-line error.
+	code, _, stderr = replay(t, "--filter", "ether host 1:2:3:4:5:6", "../../ring/testdata/any_sll.pcap")
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "on link type Linux SLL") {
+		t.Errorf("filter for another link type: exit %d:\n%s", code, stderr)
+	}
+}
+
 // demoFiles is a temporary directory, testdata/demo.pcap's bytes to make
 // bad files from, and write, which puts one in the directory.
 func demoFiles(t *testing.T) (dir string, demo []byte, write func(name string, b []byte) string) {

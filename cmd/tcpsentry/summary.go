@@ -21,6 +21,9 @@ func writeSummary(w io.Writer, name string, s *sensor.Summary) {
 	fmt.Fprintf(w, "tcpsentry replay %s\n", name)
 	fmt.Fprintf(w, "  packets   %d (%s on the wire) in %.3f s: %.0f packets/s, %d worker(s)\n",
 		s.Packets, bytesHuman(s.Bytes), secs, pps, s.Workers)
+	if s.Filter != "" {
+		fmt.Fprintf(w, "  filter    %q left out %d frames (not in these counts)\n", s.Filter, s.Filtered)
+	}
 	if s.FirstTS != 0 {
 		span := time.Duration(s.LastTS - s.FirstTS)
 		fmt.Fprintf(w, "  capture   %s .. %s (%s)\n",

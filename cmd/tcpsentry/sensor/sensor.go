@@ -63,6 +63,11 @@ type Config struct {
 	// MapMemory has Replay fill Summary.Memory.
 	MapMemory bool
 
+	// Filter, in a replay, is a capture filter in tcpdump syntax: only
+	// the frames it accepts are processed (ring.ReplayConfig.Filter).
+	// A live capture runs its filter in the kernel (ring.LiveConfig).
+	Filter string
+
 	// flowEnded, when set, sees every connection as it leaves a
 	// worker's table (the tests compare live and replay flow by flow).
 	flowEnded func(worker int, c *flowtable.Conn)
@@ -129,9 +134,13 @@ type Summary struct {
 	// them (timestamp regressions, rates) may be wrong or missing.
 	Late      uint64
 	Truncated bool // the capture's last record was cut short
-	FirstTS   int64
-	LastTS    int64
-	Elapsed   time.Duration
+	// Filter is a replay's capture filter (Config.Filter), and Filtered
+	// the frames it left out: they are not in Packets.
+	Filter   string
+	Filtered uint64
+	FirstTS  int64
+	LastTS   int64
+	Elapsed  time.Duration
 	// Setup is the part of Elapsed spent building the pipeline before
 	// its first packet: the flow tables, and the detectors' bounded
 	// tables, which are faulted in whole at start (about 90 MB).
@@ -318,7 +327,7 @@ func (p *pipeline) summary() Summary {
 // is not an error (Summary.Truncated says so).
 func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summary, error) {
 	cfg.defaults()
-	rcfg := ring.ReplayConfig{Workers: cfg.Workers, BatchSize: replayBatch}
+	rcfg := ring.ReplayConfig{Workers: cfg.Workers, BatchSize: replayBatch, Filter: cfg.Filter}
 	if cfg.Workers > 1 {
 		rcfg.Hash = fanoutHash(flowtable.RandomSeed())
 	}
@@ -354,6 +363,7 @@ func Replay(ctx context.Context, r io.Reader, cfg Config, out io.Writer) (Summar
 	}
 	st := rp.Stats()
 	sum.Truncated = st.Truncated
+	sum.Filter, sum.Filtered = cfg.Filter, st.Filtered
 	sum.FirstTS, sum.LastTS = st.FirstTS, st.LastTS
 	if ctx.Err() != nil {
 		// The summary covers the frames processed, not those read ahead.
