@@ -37,8 +37,8 @@ func writeSummary(w io.Writer, name string, s *sensor.Summary) {
 // and live summaries.
 func writeCounts(w io.Writer, s *sensor.Summary) {
 	// The most held at once says how near --flows the traffic came, which
-	// the evictions say only once it is too small. Each worker has its
-	// share of the slots, so its own most counts against it.
+	// the evictions say only once it is too small. Both it and the slots
+	// are summed over the workers, each of which fills its own share.
 	fmt.Fprintf(w, "  flows     %d created, at most %d held at once (%.1f%% of %d slots), %d evicted idle, %d evicted full (table full), %d 4-tuple reused, %d ended at end of capture\n",
 		s.Flows.Created, s.Flows.Peak, 100*float64(s.Flows.Peak)/float64(max(s.FlowCapacity, 1)), s.FlowCapacity,
 		s.Flows.EvictedIdle, s.Flows.EvictedFull, s.Flows.Reused, s.Flows.Flushed)
