@@ -116,7 +116,7 @@ func mainErr(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.Profile {
-		for _, f := range append([]*fileResult{res.Standard}, res.Sweep...) {
+		for _, f := range res.files() {
 			if f.Profile != "" {
 				fmt.Printf("## %s: top of the CPU profile, 1 worker\n%s\n", f.Name, f.Profile)
 			}

@@ -37,6 +37,12 @@ type config struct {
 	// Standard is the realistic capture: the cache-resident case, the
 	// peers' file, the detection check.
 	Standard workload.Options
+	// ResidentSlots, when not 0, adds the standard traffic from this few
+	// slots (Options.Concurrent): so few flows at once that the flow
+	// table stays in the L2 cache. Its 1-worker replays are the
+	// pipeline's cost without the table's cache misses, the floor under
+	// the standard capture's figure.
+	ResidentSlots int
 	// Sweep gives the capture of one concurrency level: many keep-alive
 	// clients, mostly idle, so that a million flows are open at once
 	// in a capture that fits in memory.
@@ -56,7 +62,10 @@ func defaultConfig() config {
 		Flat:     10,
 		MinFlows: sensor.DefaultFlows,
 		Standard: std,
-		Sweep:    sweepOptions,
+		// 64 slots: about 1,300 flows held at once, 0.3 MB of
+		// connections, in the 1 MiB L2 cache with their index.
+		ResidentSlots: 64,
+		Sweep:         sweepOptions,
 	}
 }
 
@@ -85,6 +94,7 @@ func quickConfig() config {
 	c.Flat = 3
 	c.MinFlows = 100_000
 	c.Standard.Connections, c.Standard.Concurrent = 3000, 1000
+	c.ResidentSlots = 16
 	c.Sweep = func(level int) workload.Options {
 		o := sweepOptions(level)
 		o.Connections = 2 * level
@@ -104,10 +114,12 @@ type results struct {
 	// are (not the goal's reference: shown beside it).
 	MemrefHuge memrefResult
 	Standard   *fileResult
-	Sweep      []*fileResult
-	Flat       []flatRun
-	Live       *liveResults `json:",omitempty"`
-	LiveSkip   string       `json:",omitempty"`
+	// Resident is the standard traffic from Config.ResidentSlots slots.
+	Resident *fileResult `json:",omitempty"`
+	Sweep    []*fileResult
+	Flat     []flatRun
+	Live     *liveResults `json:",omitempty"`
+	LiveSkip string       `json:",omitempty"`
 }
 
 // MemNs is the memory wall: the median dependent random access.
@@ -234,16 +246,25 @@ func (s *suite) all(ctx context.Context) error {
 	s.run.logf("memory wall: %.0f ns per access (%.0f ns in 2 MiB pages)", s.res.MemNs(), report.Median(s.res.MemrefHuge.Rounds))
 
 	std := &fileResult{Name: "standard", Level: s.cfg.Standard.Concurrent, Options: s.cfg.Standard}
-	if err := s.file(ctx, std, true, false); err != nil {
+	if err := s.file(ctx, std, fileRun{profile: true}); err != nil {
 		return err
 	}
 	s.res.Standard = std
+	if n := s.cfg.ResidentSlots; n > 0 {
+		o := s.cfg.Standard
+		o.Concurrent = n
+		f := &fileResult{Name: "resident", Level: n, Options: o}
+		if err := s.file(ctx, f, fileRun{profile: true, reference: true}); err != nil {
+			return err
+		}
+		s.res.Resident = f
+	}
 	for i, lvl := range s.cfg.Levels {
 		f := &fileResult{Name: fmt.Sprintf("sweep-%s", levelName(lvl)), Level: lvl, Options: s.cfg.Sweep(lvl)}
 		// The largest level is the memory wall's: its profile shows it,
 		// and each of its 1-worker replays comes with a chase.
 		last := i == len(s.cfg.Levels)-1
-		if err := s.file(ctx, f, last, last); err != nil {
+		if err := s.file(ctx, f, fileRun{profile: last, chase: last}); err != nil {
 			return err
 		}
 		s.res.Sweep = append(s.res.Sweep, f)
@@ -256,9 +277,17 @@ func (s *suite) all(ctx context.Context) error {
 	return nil
 }
 
-// file generates one capture and runs everything on it; with chase, the
-// memory wall is measured again just before each 1-worker replay.
-func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) error {
+// fileRun says what runs on a capture besides the replays.
+type fileRun struct {
+	profile bool // a profiled 1-worker replay, split by stage
+	chase   bool // the memory wall again just before each 1-worker replay
+	// reference: a capture that only measures tcpsentry against itself:
+	// 1-worker replays, no gopacket reader, no peers.
+	reference bool
+}
+
+// file generates one capture and runs on it what how says.
+func (s *suite) file(ctx context.Context, f *fileResult, how fileRun) error {
 	name := filepath.Join(s.work, f.Name+".pcap")
 	s.run.logf("%s: generating %d connections, %d concurrent", f.Name, f.Options.Connections, f.Options.Concurrent)
 	st, err := generate(name, f.Options)
@@ -277,10 +306,14 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 	f.Replays = map[int][]caseRun{}
 	events := filepath.Join(s.work, f.Name+".events.jsonl")
 	defer os.Remove(events)
-	for _, w := range s.cfg.Workers {
+	workers := s.cfg.Workers
+	if how.reference {
+		workers = []int{1}
+	}
+	for _, w := range workers {
 		for i := range s.cfg.Repeat {
 			var r caseRun
-			if chase && w == 1 {
+			if how.chase && w == 1 {
 				// The machine's memory drifts by more than the goal's
 				// margin within a suite run: the replay is compared
 				// with a chase minutes before it, not half an hour.
@@ -310,16 +343,21 @@ func (s *suite) file(ctx context.Context, f *fileResult, profile, chase bool) er
 			f.Replays[w] = append(f.Replays[w], r)
 		}
 	}
-	var g gopacketResult
-	if _, err := s.run.child(ctx, &g, nil, "gopacket", "-file", name); err != nil {
-		return err
+	if !how.reference {
+		var g gopacketResult
+		if _, err := s.run.child(ctx, &g, nil, "gopacket", "-file", name); err != nil {
+			return err
+		}
+		f.Gopacket = &g
+		s.run.logf("%s: gopacket decode + map: %.2fM packets/s", f.Name, g.PPS/1e6)
 	}
-	f.Gopacket = &g
-	s.run.logf("%s: gopacket decode + map: %.2fM packets/s", f.Name, g.PPS/1e6)
-	if profile || s.cfg.Profile {
+	if how.profile || s.cfg.Profile {
 		if err := s.profile(ctx, f, name, flows); err != nil {
 			return err
 		}
+	}
+	if how.reference {
+		return nil
 	}
 	if st.Packets > s.cfg.PeerMax {
 		f.PeerSkip = fmt.Sprintf("%d packets is more than -peer-max %d (tshark reads about 100k packets/s and holds every conversation in memory)", st.Packets, s.cfg.PeerMax)
