@@ -325,7 +325,7 @@ func (r *Replay) pump() error {
 					return err
 				}
 			}
-			if !r.prog.Match(data) {
+			if !r.prog.Match(data, wire) {
 				r.filtered++
 				// The clock goes on: a worker that gets no frames for
 				// a while still fires its timers on time.

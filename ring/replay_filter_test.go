@@ -2,7 +2,10 @@ package ring_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,10 +19,7 @@ import (
 // frames tcpdump -r FILE EXPRESSION prints, on each link type of the real
 // captures, with one worker and two, and counts the rest as filtered.
 func TestReplayFilterMatchesTcpdump(t *testing.T) {
-	tcpdump, err := exec.LookPath("tcpdump")
-	if err != nil {
-		unavailable(t, "tcpdump, the oracle, is not installed (Debian package tcpdump)")
-	}
+	tcpdump := needTcpdump(t)
 	exprs := []string{
 		"tcp port 47802",
 		"ip6",
@@ -30,35 +30,120 @@ func TestReplayFilterMatchesTcpdump(t *testing.T) {
 	for _, name := range []string{"lo_eth.pcap", "lo_eth.pcapng", "any_sll.pcap", "any_sll2_nano.pcap"} {
 		data := readFile(t, "testdata/"+name)
 		for _, expr := range exprs {
-			out, err := exec.Command(tcpdump, "-n", "-tt", "--time-stamp-precision=nano", "-r", "testdata/"+name, expr).Output()
-			if err != nil {
-				t.Fatalf("tcpdump -r %s %q: %v", name, expr, err)
-			}
-			var want []int64
-			for line := range strings.Lines(string(out)) {
-				sec, frac, ok := strings.Cut(strings.Fields(line)[0], ".")
-				s, err1 := strconv.ParseInt(sec, 10, 64)
-				ns, err2 := strconv.ParseInt(frac, 10, 64)
-				if !ok || err1 != nil || err2 != nil || len(frac) != 9 {
-					t.Fatalf("tcpdump line %q", line)
-				}
-				want = append(want, s*1e9+ns)
-			}
+			want := tcpdumpTimes(t, tcpdump, "testdata/"+name, expr)
 			if len(want) == 0 {
 				t.Fatalf("%s %q: tcpdump printed no frames; the test needs some", name, expr)
 			}
-			for _, workers := range []int{1, 2} {
-				res := replay(t, data, ring.ReplayConfig{Workers: workers, Hash: symHash, Filter: expr})
-				var got []int64
-				for _, f := range res.all() {
-					got = append(got, f.TS)
-				}
-				slices.Sort(got)
-				st := res.rp.Stats()
-				if !slices.Equal(got, want) || st.Filtered != st.Packets-uint64(len(want)) {
-					t.Errorf("%s %q, %d workers: %d frames (%d filtered of %d), tcpdump %d", name, expr, workers, len(got), st.Filtered, st.Packets, len(want))
-				}
+			checkFiltered(t, name, data, expr, want)
+		}
+	}
+}
+
+// TestReplayFilterWireLength: in a capture cut to a snap length, len,
+// less and greater see each frame's length on the wire, as in tcpdump -r:
+// a replay delivers the frames tcpdump prints. So does a shift by X of
+// 32 bits or more, which libpcap's bpf_filter makes 0.
+func TestReplayFilterWireLength(t *testing.T) {
+	tcpdump := needTcpdump(t)
+	// 40 flows of 30 frames cut to 96 bytes: IPv4 and IPv6, with and
+	// without payload, 54 to 1472 bytes on the wire. The IPv4 frames go
+	// without their Ethernet padding, as captured on the sending host.
+	frames := synthFrames(t, ring.LinkTypeEthernet, 40, 30, 96)
+	for i, f := range frames {
+		if binary.BigEndian.Uint16(f.Data[12:]) == 0x0800 {
+			frames[i].Wire = 14 + int(binary.BigEndian.Uint16(f.Data[16:]))
+			frames[i].Data = f.Data[:min(len(f.Data), frames[i].Wire)]
+		}
+	}
+	data := pcapBytes(t, ring.LinkTypeEthernet, frames, true)
+	path := filepath.Join(t.TempDir(), "snap96.pcap")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	count := func(keep func(f frame) bool) int {
+		n := 0
+		for _, f := range frames {
+			if keep(f) {
+				n++
 			}
+		}
+		return n
+	}
+	if cut := count(func(f frame) bool { return f.Wire > len(f.Data) }); cut < 100 {
+		t.Fatalf("only %d of %d frames are cut", cut, len(frames))
+	}
+	for _, c := range []struct {
+		expr string
+		keep func(f frame) bool // nil: tcpdump alone says
+	}{
+		{"greater 1000", func(f frame) bool { return f.Wire >= 1000 }},
+		{"less 200", func(f frame) bool { return f.Wire <= 200 }},
+		{"len > 1400", func(f frame) bool { return f.Wire > 1400 }},
+		{"len = 54", func(f frame) bool { return f.Wire == 54 }},
+		{"tcp and greater 500", func(f frame) bool { return f.Wire >= 500 }}, // every frame is TCP
+		{"1 << (tcp[16] & 0x3f) != 0", nil},                                  // the checksum: shifts of 0 to 63
+		{"0x80000000 >> (tcp[17] & 0x3f) != 0", nil},
+	} {
+		want := tcpdumpTimes(t, tcpdump, path, c.expr)
+		if len(want) == 0 || len(want) == len(frames) {
+			t.Fatalf("%q: tcpdump printed %d of %d frames; the test needs some left in and some out", c.expr, len(want), len(frames))
+		}
+		if c.keep != nil {
+			if n := count(c.keep); n != len(want) {
+				t.Fatalf("%q: tcpdump printed %d frames, %d have that length on the wire", c.expr, len(want), n)
+			}
+		}
+		checkFiltered(t, "snap96.pcap", data, c.expr, want)
+		t.Logf("%q: %d of %d frames, as tcpdump -r", c.expr, len(want), len(frames))
+	}
+}
+
+// needTcpdump is the path of tcpdump, the oracle of the filter tests.
+func needTcpdump(t *testing.T) string {
+	t.Helper()
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		unavailable(t, "tcpdump, the oracle, is not installed (Debian package tcpdump)")
+	}
+	return tcpdump
+}
+
+// tcpdumpTimes is the capture time, in nanoseconds, of every frame
+// tcpdump -r path expr prints.
+func tcpdumpTimes(t *testing.T, tcpdump, path, expr string) []int64 {
+	t.Helper()
+	out, err := exec.Command(tcpdump, "-n", "-tt", "--time-stamp-precision=nano", "-r", path, expr).Output()
+	if err != nil {
+		t.Fatalf("tcpdump -r %s %q: %v", path, expr, err)
+	}
+	var times []int64
+	for line := range strings.Lines(string(out)) {
+		sec, frac, ok := strings.Cut(strings.Fields(line)[0], ".")
+		s, err1 := strconv.ParseInt(sec, 10, 64)
+		ns, err2 := strconv.ParseInt(frac, 10, 64)
+		if !ok || err1 != nil || err2 != nil || len(frac) != 9 {
+			t.Fatalf("tcpdump line %q", line)
+		}
+		times = append(times, s*1e9+ns)
+	}
+	return times
+}
+
+// checkFiltered replays data with the filter expr, with one worker and
+// two, and checks that the frames delivered are those of capture times
+// want and that the rest are counted as filtered.
+func checkFiltered(t *testing.T, name string, data []byte, expr string, want []int64) {
+	t.Helper()
+	for _, workers := range []int{1, 2} {
+		res := replay(t, data, ring.ReplayConfig{Workers: workers, Hash: symHash, Filter: expr})
+		var got []int64
+		for _, f := range res.all() {
+			got = append(got, f.TS)
+		}
+		slices.Sort(got)
+		st := res.rp.Stats()
+		if !slices.Equal(got, want) || st.Filtered != st.Packets-uint64(len(want)) {
+			t.Errorf("%s %q, %d workers: %d frames (%d filtered of %d), tcpdump %d", name, expr, workers, len(got), st.Filtered, st.Packets, len(want))
 		}
 	}
 }

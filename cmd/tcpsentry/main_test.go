@@ -18,6 +18,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tcpsentry/tcpsentry/bench/netlab"
+	"github.com/tcpsentry/tcpsentry/bench/workload"
 )
 
 // wireEvent is the part of a JSON event the end-to-end tests check.
@@ -194,6 +195,45 @@ func TestReplayFilter(t *testing.T) {
 	code, _, stderr = replay(t, "--filter", "ether host 1:2:3:4:5:6", "../../ring/testdata/any_sll.pcap")
 	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "on link type Linux SLL") {
 		t.Errorf("filter for another link type: exit %d:\n%s", code, stderr)
+	}
+}
+
+// TestReplayFilterSnapped: on a capture cut to a snap length of 96 bytes,
+// --filter keeps the frames tcpdump -r prints, which for "greater" are
+// frames longer on the wire than any captured.
+func TestReplayFilterSnapped(t *testing.T) {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tcpdump, the oracle, is not installed (Debian package tcpdump)")
+		}
+		t.Skip("tcpdump, the oracle, is not installed (Debian package tcpdump)")
+	}
+	o := workload.DefaultOptions()
+	o.Connections, o.Concurrent, o.Snaplen = 300, 50, 96
+	path := filepath.Join(t.TempDir(), "snap96.pcap")
+	st, err := workload.WriteFile(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, expr := range []string{"greater 1000", "tcp and greater 500", "less 100"} {
+		out, err := exec.Command("tcpdump", "-n", "-r", path, expr).Output()
+		if err != nil {
+			t.Fatalf("tcpdump -r %s %q: %v", path, expr, err)
+		}
+		want := strings.Count(string(out), "\n")
+		if want == 0 || want == st.Packets {
+			t.Fatalf("%q: tcpdump printed %d of %d frames; the test needs some left in and some out", expr, want, st.Packets)
+		}
+		code, _, stderr := replay(t, "--filter", expr, path)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", expr, code, stderr)
+		}
+		for _, s := range []string{fmt.Sprintf("packets   %d ", want), fmt.Sprintf("filter    %q left out %d frames", expr, st.Packets-want)} {
+			if !strings.Contains(stderr, s) {
+				t.Errorf("%q: tcpdump -r printed %d of %d frames; the summary lacks %q:\n%s", expr, want, st.Packets, s, stderr)
+			}
+		}
+		t.Logf("%q: %d of %d frames, as tcpdump -r", expr, want, st.Packets)
 	}
 }
 

@@ -95,7 +95,7 @@ func compareWithLibpcap(t *testing.T, expr string, link uint16, frames []frame) 
 		// compiles it, and it must match nothing.
 		p := mustNew(t, got)
 		for _, f := range frames {
-			if p.Match(f.data) {
+			if p.Match(f.data, len(f.data)) {
 				t.Errorf("%q on %s: libpcap says it rejects all packets, ours accepts %s", expr, linkName(link), f.name)
 				return
 			}
@@ -109,26 +109,61 @@ func compareWithLibpcap(t *testing.T, expr string, link uint16, frames []frame) 
 		return
 	}
 	p := mustNew(t, got)
-	vm := vmFor(want.prog)
+	vm, oursVM := vmFor(want.prog), vmFor(got)
 	for _, f := range frames {
-		theirs, _, err := run(want.prog, f.data, meta{})
-		if err != nil {
-			t.Fatalf("%q on %s: libpcap's program: %v", expr, linkName(link), err)
-		}
-		ours := p.Match(f.data)
-		if ours != (theirs != 0) {
-			t.Errorf("%q on %s: frame %s (%d bytes): ours %v, libpcap %v\nours:\n%s\nlibpcap:\n%s",
-				expr, linkName(link), f.name, len(f.data), ours, theirs != 0, disasm(got), disasm(want.prog))
-			return
-		}
-		if vm != nil {
-			// The interpreter reading libpcap's programs must agree with
-			// the VM wherever the VM can run them.
-			if n, err := vm.Run(f.data); err != nil || uint32(n) != theirs {
-				t.Fatalf("interpreter %d, VM %d (%v) on %q frame %s", theirs, n, err, expr, f.name)
+		for i, wire := range wireLens(len(f.data)) {
+			theirs, _, err := run(want.prog, f.data, meta{wirelen: wire})
+			if err != nil {
+				t.Fatalf("%q on %s: libpcap's program: %v", expr, linkName(link), err)
+			}
+			ours := checkMatch(t, p, got, f.data, wire)
+			if ours != (theirs != 0) {
+				t.Errorf("%q on %s: frame %s (%d bytes, %d on the wire): ours %v, libpcap %v\nours:\n%s\nlibpcap:\n%s",
+					expr, linkName(link), f.name, len(f.data), wire, ours, theirs != 0, disasm(got), disasm(want.prog))
+				return
+			}
+			if i > 0 {
+				continue // the VM has no length on the wire
+			}
+			// The test interpreter reading libpcap's programs, and Match
+			// reading ours, must agree with the VM wherever it can run
+			// them.
+			if vm != nil {
+				if n, err := vm.Run(f.data); err != nil || uint32(n) != theirs {
+					t.Fatalf("interpreter %d, VM %d (%v) on %q frame %s", theirs, n, err, expr, f.name)
+				}
+			}
+			if oursVM != nil {
+				if n, err := oursVM.Run(f.data); err != nil || (n != 0) != ours {
+					t.Fatalf("Match %v, VM %d (%v) on %q frame %s\n%s", ours, n, err, expr, f.name, disasm(got))
+				}
 			}
 		}
 	}
+}
+
+// wireLens are the lengths on the wire the tests give a frame of n
+// bytes: n first, then 0 (which counts as n) and lengths past n, as in a
+// capture cut to a snap length.
+func wireLens(n int) [4]int { return [4]int{n, 0, n + 64, n + 1500} }
+
+// checkMatch returns p.Match(frame, wire), after checking it against the
+// test interpreter running prog, p's program: the same verdict, and the
+// same accept length from p's interpreter.
+func checkMatch(t testing.TB, p *Program, prog []bpf.RawInstruction, frame []byte, wire int) bool {
+	t.Helper()
+	want, _, err := run(prog, frame, meta{wirelen: wire})
+	if err != nil {
+		t.Fatalf("New accepted a program the test interpreter cannot run: %v\n%s", err, disasm(prog))
+	}
+	got, n := p.Match(frame, wire), want
+	if len(prog) > 0 {
+		n = p.run(frame, uint32(max(wire, len(frame))))
+	}
+	if got != (want != 0) || n != want {
+		t.Fatalf("frame % x (%d on the wire): Match %v (returned %d), test interpreter %d\n%s", frame, wire, got, n, want, disasm(prog))
+	}
+	return got
 }
 
 func mustNew(t testing.TB, prog []bpf.RawInstruction) *Program {
@@ -141,15 +176,19 @@ func mustNew(t testing.TB, prog []bpf.RawInstruction) *Program {
 }
 
 // vmFor is x/net/bpf's VM for prog, or nil when it cannot run it (neg,
-// ancillary loads).
+// ancillary loads) or runs it otherwise than libpcap (ldx #len, which it
+// disassembles as ld #len).
 func vmFor(prog []bpf.RawInstruction) *bpf.VM {
 	insns, ok := bpf.Disassemble(prog)
 	if !ok {
 		return nil
 	}
-	for _, in := range insns {
+	for i, in := range insns {
 		if _, ok := in.(bpf.NegateA); ok {
 			return nil // the VM lists it but cannot run it
+		}
+		if prog[i].Op == bpfLDX|bpfW|bpfLEN {
+			return nil
 		}
 	}
 	vm, err := bpf.NewVM(insns)

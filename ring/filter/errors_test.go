@@ -82,7 +82,7 @@ func TestEmptyExpression(t *testing.T) {
 		}
 	}
 	p, err := New(nil)
-	if err != nil || !p.Match(nil) || !p.Match([]byte{1, 2, 3}) {
+	if err != nil || !p.Match(nil, 0) || !p.Match([]byte{1, 2, 3}, 3) {
 		t.Errorf("New(nil) must match everything (err %v)", err)
 	}
 }

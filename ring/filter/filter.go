@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -15,7 +14,7 @@ type Options struct {
 	// metadata. The first "vlan [ID]" then tests the tag with the
 	// ancillary loads (bpf.ExtVLANTagPresent, bpf.ExtVLANTag) and does not
 	// shift offsets for it, as libpcap does on a live Linux handle. Such a
-	// program cannot run in Match: x/net/bpf's VM has no ancillary data.
+	// program is for the kernel: New refuses it, as replay has no metadata.
 	KernelVLAN bool
 	// Snaplen is the accept length returned for a match (0 means 262144).
 	Snaplen uint32
@@ -68,37 +67,4 @@ func Compile(expr string, link uint16, opts Options) (prog []bpf.RawInstruction,
 		snaplen = defaultSnaplen
 	}
 	return emit(root, snaplen)
-}
-
-// Program runs a compiled filter in software, for replay. It is safe for
-// concurrent use.
-type Program struct {
-	vm *bpf.VM // nil: no filter, everything matches
-}
-
-// New prepares prog for Match. A nil or empty prog matches every frame.
-func New(prog []bpf.RawInstruction) (*Program, error) {
-	if len(prog) == 0 {
-		return &Program{}, nil
-	}
-	insns, ok := bpf.Disassemble(prog)
-	if !ok {
-		return nil, errors.New("filter: program has instructions x/net/bpf cannot run")
-	}
-	vm, err := bpf.NewVM(insns)
-	if err != nil {
-		return nil, fmt.Errorf("filter: %w", err)
-	}
-	return &Program{vm: vm}, nil
-}
-
-// Match reports whether the program accepts frame. The frame's length is
-// what "len", "less" and "greater" see: for a snapped frame that is the
-// captured length, not the length on the wire the kernel would use.
-func (p *Program) Match(frame []byte) bool {
-	if p.vm == nil {
-		return true
-	}
-	n, err := p.vm.Run(frame)
-	return err == nil && n > 0
 }

@@ -8,7 +8,8 @@ import (
 
 // FuzzCompile: no input makes Compile panic, and whatever it compiles is
 // a valid program: at most BPF_MAXINSNS instructions, every jump inside
-// it, runnable by x/net/bpf's VM unless it reads VLAN metadata.
+// it, accepted by New unless it reads VLAN metadata, and Match agrees
+// with the test interpreter on it.
 func FuzzCompile(f *testing.F) {
 	for _, e := range differentialExprs {
 		f.Add(e)
@@ -38,12 +39,14 @@ func FuzzCompile(f *testing.F) {
 				p, err := New(prog)
 				if err != nil {
 					if kv {
-						continue // ancillary loads: the VM cannot run them
+						continue // ancillary loads: for the kernel only
 					}
 					t.Fatalf("%q on link %d: New: %v\n%s", expr, link, err, disasm(prog))
 				}
 				for _, fr := range frames {
-					p.Match(fr)
+					for _, wire := range wireLens(len(fr)) {
+						checkMatch(t, p, prog, fr, wire)
+					}
 				}
 			}
 		}

@@ -153,9 +153,11 @@ func parseDDD(s string) ([]bpf.RawInstruction, error) {
 	return prog, nil
 }
 
-// meta is the packet metadata a Linux socket filter can read: the VLAN
-// tag the kernel took off the frame.
+// meta is what a filter reads beside the frame's bytes: its length on
+// the wire, and the VLAN tag the kernel took off it (Linux socket
+// metadata).
 type meta struct {
+	wirelen     int // below len(pkt) (0): len(pkt)
 	vlanPresent bool
 	vlanTCI     uint16
 }
@@ -164,7 +166,7 @@ type meta struct {
 // (a load past the end rejects; division by zero rejects), counting the
 // instructions executed. Unlike x/net/bpf's VM it also knows neg and the
 // VLAN ancillary loads, so it runs libpcap's programs and KernelVLAN ones.
-// len is len(pkt), as in the VM.
+// len is m.wirelen, or len(pkt) when that is more, as in Match.
 func run(prog []bpf.RawInstruction, pkt []byte, m meta) (ret uint32, steps int, err error) {
 	var a, x uint32
 	var mem [16]uint32
@@ -183,7 +185,7 @@ func run(prog []bpf.RawInstruction, pkt []byte, m meta) (ret uint32, steps int, 
 		steps++
 		in := prog[pc]
 		k := in.K
-		size := map[uint16]uint64{0x00: 4, 0x08: 2, 0x10: 1}[in.Op&0x18]
+		size := [4]uint64{4, 2, 1, 0}[in.Op&0x18>>3]
 		switch cls := in.Op & 0x07; cls {
 		case 0x00, 0x01: // ld, ldx
 			var v uint32
@@ -220,7 +222,7 @@ func run(prog []bpf.RawInstruction, pkt []byte, m meta) (ret uint32, steps int, 
 				}
 				v = mem[k]
 			case 0x80: // len
-				v = uint32(len(pkt))
+				v = uint32(max(m.wirelen, len(pkt)))
 			case 0xa0: // msh
 				b, ok := loadAt(uint64(k), 1)
 				if !ok {
