@@ -96,6 +96,10 @@ func TestInstall(t *testing.T) {
 	if !strings.Contains(string(out), "CGO_ENABLED=0") {
 		t.Errorf("--version:\n%s\nwant CGO_ENABLED=0", out)
 	}
+	// go install picks up cmd/tcpsentry/default.pgo (-pgo=auto).
+	if !strings.Contains(string(out), ", PGO=default.pgo") {
+		t.Errorf("--version:\n%s\nwant PGO=default.pgo: make install built without the profile", out)
+	}
 	if v, err := exec.Command(exe, "version").Output(); err != nil || string(v) != string(out) {
 		t.Errorf("version and --version differ: %q, %q (%v)", v, out, err)
 	}
