@@ -8,7 +8,9 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -21,11 +23,22 @@ type Host struct {
 	Cores  int    // CPUs this process may use
 	Kernel string // uname -r
 	Go     string
+	// PGO is the profile this binary was built with (go build -pgo;
+	// default.pgo when its main package has one), "" for none: it moves
+	// the hot path's speed by 5-10%, so a figure must say which build.
+	PGO string `json:",omitempty"`
 }
 
 // Describe reads the machine's description.
 func Describe() Host {
 	h := Host{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-pgo" && s.Value != "" {
+				h.PGO = filepath.Base(s.Value)
+			}
+		}
+	}
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {

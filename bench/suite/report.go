@@ -239,7 +239,11 @@ func writeReport(dir string, r *results, cfg config) error {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# tcpsentry benchmark, %s\n\n", r.Date.Format("2006-01-02"))
-	p("Machine: %s, %d cores, Linux %s, %s.\n", r.Host.CPU, r.Host.Cores, r.Host.Kernel, r.Host.Go)
+	p("Machine: %s, %d cores, Linux %s, %s", r.Host.CPU, r.Host.Cores, r.Host.Kernel, r.Host.Go)
+	if r.Host.PGO != "" {
+		p(", a profile-guided build (%s)", r.Host.PGO)
+	}
+	p(".\n")
 	p("Peers: ")
 	for i, t := range []string{"tshark", "tcpdump", "tcptrace", "argus"} {
 		if i > 0 {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,19 @@ func TestQuickRun(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The Machine line names the build's profile, as the build info does
+	// (go test, like go run, uses this package's default.pgo).
+	pgo := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-pgo" {
+				pgo = filepath.Base(s.Value)
+			}
+		}
+	}
+	if said := strings.Contains(string(md), ", a profile-guided build ("+pgo+")."); said != (pgo != "") {
+		t.Errorf("built with profile %q, report.md's machine line: %q", pgo, strings.SplitN(string(md), "\n", 4)[2])
 	}
 	for _, want := range []string{"## Goals", "## Replay", "## Peers and references", "## Where the time goes", "## Where the memory goes", "| flow table: connections |", "(pps-vs-flows.svg)", "(ns-vs-flows.svg)", "0 events missing, 0 unexpected", "In 2 MiB pages", "the chase ran once more", "median of each run ÷ the chase just before it",
 		"flows held (*resident*: the table in the L2 cache)", "*resident* is the standard capture's traffic from 16 slots"} {
