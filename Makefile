@@ -51,9 +51,11 @@ pgo:
 	go run ./bench/gen -connections 130000 -o "$$dir/std.pcap" >/dev/null; \
 	go build -pgo=off -o "$$dir/tcpsentry" ./cmd/tcpsentry; \
 	for i in 1 2 3; do for w in 1 2; do \
-		"$$dir/tcpsentry" replay --workers $$w --events-file none --cpuprofile "$$dir/w$$w-$$i.prof" "$$dir/std.pcap" 2>/dev/null; \
+		"$$dir/tcpsentry" replay --workers $$w --events-file none --cpuprofile "$$dir/w$$w-$$i.prof" "$$dir/std.pcap" 2>"$$dir/replay.log" \
+			|| { cat "$$dir/replay.log" >&2; exit 1; }; \
 	done; done; \
-	go tool pprof -proto "$$dir"/*.prof > cmd/tcpsentry/default.pgo 2>/dev/null; \
+	go tool pprof -proto "$$dir"/*.prof > "$$dir/merged.pgo"; \
+	mv "$$dir/merged.pgo" cmd/tcpsentry/default.pgo; \
 	echo "pgo: wrote cmd/tcpsentry/default.pgo from $$(ls "$$dir"/*.prof | wc -l) profiles"
 
 install:

@@ -25,7 +25,8 @@ type Host struct {
 	Go     string
 	// PGO is the profile this binary was built with (go build -pgo;
 	// default.pgo when its main package has one), "" for none: it moves
-	// the hot path's speed by 5-10%, so a figure must say which build.
+	// the hot path's speed by several percent, so a figure must say which
+	// build.
 	PGO string `json:",omitempty"`
 }
 
