@@ -4,5 +4,7 @@
 // traffic, the plain one), the lab of real kernel TCP stacks in network
 // namespaces (netlab), the references and peer tools measured in the same
 // run (refs, peers), charts (plot), and the benchmark commands: suite (the
-// replay benchmark in one command, with its report), events and live.
+// replay benchmark in one command, with its report), events and live;
+// xcore times a cache line's trip between two CPUs, which on a VM moves
+// with where the host runs them.
 package bench
